@@ -1,0 +1,46 @@
+# ditto2 — every target installs what it needs on first use (a virtualenv in .venv).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# CPU machines get the CPU build of torch that pip finds locally; on a GPU machine the stock wheel
+# (CUDA) is used. Override with e.g. `make TORCH="torch==2.5.1" test`.
+TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+PRESET ?= tiny
+SHARDS ?= data/shards/debian-$(PRESET)
+DEMO_SHARDS ?= data/shards/demo-$(PRESET)
+DEMO_PACKAGES ?= wesnoth-1.16-music nexuiz-music singularity-music
+
+.PHONY: install test demo shards shards-synth bench-data clean
+
+$(BIN)/.stamp-install: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev,text]"
+	touch $@
+
+install: $(BIN)/.stamp-install
+
+test: install
+	$(BIN)/python -m pytest tests
+
+# Real-music shards for training: Debian's game-music packages (≈8.7 h), tiny mel preset by default.
+shards: install
+	$(BIN)/ditto2 shards debian-music --out $(SHARDS) --preset $(PRESET) --workers 2
+
+shards-synth: install
+	$(BIN)/ditto2 shards synth --out data/shards/synth-$(PRESET) --preset $(PRESET) --n-tracks 64
+
+# Shard-building speed on real music as a multiple of real time -> results/bench-data.json
+bench-data: install
+	$(BIN)/python -m ditto2.bench.data --preset $(PRESET) --out results/bench-data.json
+
+# The main job. For now: build the demo shards from real music and say what is ready.
+demo: install
+	$(BIN)/ditto2 shards debian-music --out $(DEMO_SHARDS) --preset $(PRESET) --workers 2 \
+		--packages $(DEMO_PACKAGES) --max-tracks-per-package 6
+	$(BIN)/python -m ditto2.demo --shards $(DEMO_SHARDS)
+
+clean:
+	rm -rf results .pytest_cache

@@ -1,0 +1,123 @@
+"""`ditto2` command line: data jobs here, training stages through LightningCLI (`ditto2 fit ...`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+
+def _shards(args) -> int:
+    from ditto2.audio.mel import mel_preset
+    from ditto2.data.shards import ShardOptions, build_shards
+
+    cfg = mel_preset(args.preset)
+    if args.source == "synth":
+        from ditto2.data.sources.synth import synth_tracks
+
+        tracks, skipped = synth_tracks(args.n_tracks, seed=args.seed, duration_s=args.track_seconds), []
+    elif args.source == "folder":
+        from ditto2.data.sources.folder import folder_tracks
+
+        if not args.audio_dir:
+            raise SystemExit("the folder source needs --audio-dir DIR")
+        tracks, skipped = folder_tracks(args.audio_dir, args.tags_csv)
+    else:
+        from ditto2.data.sources.debian_music import AptUnavailableError, debian_music_tracks
+
+        try:
+            tracks, skipped = debian_music_tracks(args.cache_dir, args.packages, args.max_tracks_per_package)
+        except AptUnavailableError as e:
+            raise SystemExit(str(e))
+    if not tracks:
+        raise SystemExit(f"no audio found for source {args.source}")
+    opts = ShardOptions(clip_hop_s=args.clip_hop, silence_db=args.silence_db, shard_size=args.shard_size,
+                        val_frac=args.val_frac, test_frac=args.test_frac, split_seed=args.seed)
+    summary = build_shards(tracks, args.out, cfg, opts, workers=args.workers, prior_skipped=skipped,
+                           source=args.source)
+    for split, s in summary["splits"].items():
+        print(f"{split:5s}: {s['n_tracks']:4d} tracks  {s['n_clips']:6d} clips  {s['hours_audio']:.3f} h audio")
+    print(f"skipped {len(summary['skipped'])} files (reasons in {args.out}/skipped.tsv)")
+    print(f"{summary['shard_bytes'] / 1e6:.1f} MB of shards, index at {args.out}/index.json")
+    return 0
+
+
+def _vocode(args) -> int:
+    import soundfile as sf
+    import torch
+
+    from ditto2.audio.io import decode_file
+    from ditto2.audio.mel import LogMel, MelNormalizer, mel_preset
+    from ditto2.audio.vocoder import GriffinLimVocoder, spectral_convergence
+
+    cfg = mel_preset(args.preset)
+    wave = torch.from_numpy(decode_file(args.input, cfg.sample_rate))
+    logmel = LogMel(cfg)
+    # the round trip is independent of normalization; identity statistics keep it self-contained
+    vocoder = GriffinLimVocoder(cfg, MelNormalizer(0.0, 1.0, 1.0), n_iter=args.iters)
+    with torch.no_grad():
+        n = (len(wave) // cfg.hop_length) * cfg.hop_length
+        mel = logmel(wave[None, :n])[..., :-1]
+        t0 = time.time()
+        out = vocoder.from_logmel(mel)[0]
+        took = time.time() - t0
+    sf.write(args.output, out.numpy(), cfg.sample_rate)
+    sc = spectral_convergence(wave[:n], out, logmel)
+    print(json.dumps({"spectral_convergence": round(sc, 4), "seconds_audio": round(n / cfg.sample_rate, 2),
+                      "seconds_vocoder": round(took, 2), "iters": args.iters, "preset": args.preset}))
+    return 0
+
+
+def _add_shards(sub) -> None:
+    p = sub.add_parser("shards", help="build normalized log-mel shards from an audio source")
+    p.add_argument("source", choices=["synth", "folder", "debian-music"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--preset", default="tiny", help="mel preset: tiny | paper")
+    p.add_argument("--audio-dir", help="folder source: directory of audio files / archives")
+    p.add_argument("--tags-csv", help="folder source: CSV with a 'file' column and tag columns")
+    p.add_argument("--cache-dir", default="data/cache/debian-music", help="debian-music: where .debs are kept")
+    p.add_argument("--packages", nargs="*", help="debian-music: subset of packages (default: all in manifest)")
+    p.add_argument("--max-tracks-per-package", type=int)
+    p.add_argument("--n-tracks", type=int, default=64, help="synth: number of tracks")
+    p.add_argument("--track-seconds", type=float, default=24.0, help="synth: length of each track")
+    p.add_argument("--clip-hop", type=float, help="seconds between clip starts (default: clip length)")
+    p.add_argument("--silence-db", type=float, default=-50.0)
+    p.add_argument("--shard-size", type=int, default=256)
+    p.add_argument("--val-frac", type=float, default=0.1)
+    p.add_argument("--test-frac", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(fn=_shards)
+
+
+def _add_vocode(sub) -> None:
+    p = sub.add_parser("vocode", help="round-trip audio through the preset's mel and Griffin-Lim")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--iters", type=int, default=32)
+    p.set_defaults(fn=_vocode)
+
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        from ditto2.lit.cli import run_lightning_cli
+
+        run_lightning_cli(argv)
+        return 0
+    parser = argparse.ArgumentParser(prog="ditto2", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_shards(sub)
+    _add_vocode(sub)
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,7 +11,7 @@ SHARDS ?= data/shards/debian-$(PRESET)
 DEMO_SHARDS ?= data/shards/demo-$(PRESET)
 DEMO_PACKAGES ?= wesnoth-1.16-music nexuiz-music singularity-music
 
-.PHONY: install test demo shards shards-synth bench-data clean
+.PHONY: install test demo shards shards-synth bench-data pretrain export-teacher clean
 
 $(BIN)/.stamp-install: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,15 @@ shards: install
 
 shards-synth: install
 	$(BIN)/ditto2 shards synth --out data/shards/synth-$(PRESET) --preset $(PRESET) --n-tracks 64
+
+# Base model. Resume an interrupted run with `make pretrain ARGS="--ckpt_path last"`.
+pretrain: install
+	@test -f $(SHARDS)/index.json || $(MAKE) shards PRESET=$(PRESET)
+	$(BIN)/ditto2 fit --config experiments/pretrain/$(PRESET).yaml --data.root $(SHARDS) $(ARGS)
+
+# EMA weights of the last pretraining checkpoint -> checkpoints/$(PRESET)/teacher.{safetensors,json}
+export-teacher: install
+	$(BIN)/ditto2 export lightning_logs/pretrain-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/teacher
 
 # Shard-building speed on real music as a multiple of real time -> results/bench-data.json
 bench-data: install

@@ -7,8 +7,12 @@ import zipfile
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+# Small ops on 2 cores: a second OpenMP thread spin-waits against any other busy process and can
+# make a test 5-50x slower; one thread is steady.
+torch.set_num_threads(1)
 SR = 22050
 
 

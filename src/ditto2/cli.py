@@ -100,6 +100,58 @@ def _add_vocode(sub) -> None:
     p.set_defaults(fn=_vocode)
 
 
+def _export(args) -> int:
+    from ditto2.lit.bundle import checkpoint_to_bundle
+
+    path = checkpoint_to_bundle(args.checkpoint, args.out)
+    print(f"wrote {path}.safetensors and {path}.json")
+    return 0
+
+
+def _sample(args) -> int:
+    from pathlib import Path
+
+    import soundfile as sf
+    import torch
+
+    from ditto2.audio.vocoder import GriffinLimVocoder
+    from ditto2.lit.generate import load_generator
+    from ditto2.viz import mel_grid_figure, save_figure
+
+    gen = load_generator(args.model)
+    tags = gen.encode_tags({"genre": args.genre, "mood": args.mood, "tempo": args.tempo}, args.n)
+    noise = torch.randn((args.n, 1, gen.mel.n_mels, gen.mel.frames), generator=torch.Generator().manual_seed(args.seed))
+    t0 = time.time()
+    with torch.no_grad():
+        mels = gen.sample(noise, tags, w=args.w, steps=args.steps)
+        waves = GriffinLimVocoder(gen.mel, gen.normalizer)(mels)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, wave in enumerate(waves):
+        sf.write(out / f"sample_{i}.wav", (wave / wave.abs().max().clamp(min=1e-6) * 0.9).numpy(), gen.mel.sample_rate)
+    save_figure(mel_grid_figure([m[0].numpy() for m in mels], [gen.describe(t) for t in tags]), out / "mels.png")
+    print(json.dumps({"out": str(out), "n": args.n, "steps": args.steps, "w": args.w, "seconds": round(time.time() - t0, 2)}))
+    return 0
+
+
+def _add_model_commands(sub) -> None:
+    p = sub.add_parser("export", help="export a checkpoint's (EMA) weights as safetensors + JSON config")
+    p.add_argument("checkpoint")
+    p.add_argument("out", help="output path without extension, e.g. checkpoints/tiny/teacher")
+    p.set_defaults(fn=_export)
+    p = sub.add_parser("sample", help="generate mels + audio from a model bundle or checkpoint")
+    p.add_argument("--model", required=True, help="bundle path (no extension) or .ckpt")
+    p.add_argument("--genre", default="")
+    p.add_argument("--mood", default="")
+    p.add_argument("--tempo", type=float)
+    p.add_argument("--w", type=float, default=2.0, help="classifier-free guidance scale")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--n", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="results/samples")
+    p.set_defaults(fn=_sample)
+
+
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
@@ -115,6 +167,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_shards(sub)
     _add_vocode(sub)
+    _add_model_commands(sub)
     args = parser.parse_args(argv)
     return args.fn(args)
 

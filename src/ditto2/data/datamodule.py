@@ -90,6 +90,10 @@ class MelShardDataModule(pl.LightningDataModule):
         self.vocab = TagVocab.from_dict(self.index["vocab"])
         self.datasets: dict[str, MelShardDataset] = {}
 
+    def data_info(self) -> dict:
+        """What a model must carry to read and write this data (see ditto2.lit.bundle)."""
+        return {"mel": self.mel_config.to_dict(), "stats": self.normalizer.to_dict(), "vocab": self.vocab.to_dict()}
+
     @property
     def tag_vocab_sizes(self) -> list[int]:
         return self.vocab.sizes

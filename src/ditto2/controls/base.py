@@ -1,0 +1,189 @@
+"""Controls: differentiable feature extractors f(mel) and per-item losses L(f, y) for ITO.
+
+A control sees the model's NORMALIZED mel (B, 1, n_mels, frames) and works in one of two domains:
+"mel" reads features off the mel itself (through the NNLS linear magnitude where it needs a
+spectrum), "audio" goes through the differentiable Griffin-Lim waveform first, as DITTO does. Mel
+is 7x (NNLS-based controls) to 1000x (structure) cheaper on CPU; audio grades what is heard. Targets are checked once, before any
+optimization, by ``check_target``, which returns the canonical (B or 1, ...) tensor ``loss`` expects.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from ditto2.audio.mel import LogMel, MelConfig, MelNormalizer
+from ditto2.audio.vocoder import GriffinLimVocoder
+
+DOMAINS = ("mel", "audio")
+
+
+class ControlTargetError(ValueError):
+    """A target that cannot be optimized against (shape, NaN/inf, out-of-range values)."""
+
+
+@dataclass(eq=False)
+class MelContext:
+    """What every control needs to turn a model mel into spectra / audio; shared by composed controls.
+
+    The vocoder is built lazily (per device), and inside ``shared()`` the NNLS magnitude and the
+    vocoded waveform of a given mel tensor are computed once for all controls that ask.
+    """
+
+    cfg: MelConfig
+    normalizer: MelNormalizer
+    gl_iters: int = 32
+    nnls_iters: int = 30
+    _vocoders: dict = field(default_factory=dict, repr=False)
+    _cache: Optional[dict] = field(default=None, repr=False)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.cfg.sample_rate / self.cfg.hop_length
+
+    def vocoder(self, device=None) -> GriffinLimVocoder:
+        device = torch.device(device or "cpu")
+        if device not in self._vocoders:
+            voc = GriffinLimVocoder(self.cfg, self.normalizer, n_iter=self.gl_iters, nnls_iter=self.nnls_iters)
+            self._vocoders[device] = voc.to(device)
+        return self._vocoders[device]
+
+    def logmel_module(self, device=None) -> LogMel:
+        return self.vocoder(device).logmel
+
+    def logmel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Normalized (B, 1, M, T) or (B, M, T) -> natural-log magnitude mel (B, M, T)."""
+        if mel.dim() == 4:
+            mel = mel.squeeze(1)
+        if mel.dim() != 3 or mel.shape[1] != self.cfg.n_mels:
+            raise ValueError(f"expected mels (B, [1,] {self.cfg.n_mels}, frames), got {tuple(mel.shape)}")
+        return self.normalizer.denormalize(mel)
+
+    def linear_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_fft//2+1, T) STFT magnitude estimated from the mel by NNLS."""
+        return self._memo("mag", mel, lambda: self.vocoder(mel.device).linear_magnitude(self.logmel(mel)))
+
+    def waveform(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, T·hop) differentiable Griffin-Lim audio."""
+        return self._memo("wave", mel, lambda: self.vocoder(mel.device)(mel))
+
+    def stft_magnitude(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, n_fft//2+1, T) magnitude of the same centered STFT the mels come from."""
+        # a centered STFT has one frame more than the mel grid (MelConfig.clip_samples)
+        return self.logmel_module(wave.device).magnitude(wave)[..., : wave.shape[-1] // self.cfg.hop_length]
+
+    @contextlib.contextmanager
+    def shared(self):
+        outer, self._cache = self._cache, (self._cache if self._cache is not None else {})
+        try:
+            yield self
+        finally:
+            self._cache = outer
+
+    def _memo(self, kind: str, mel: torch.Tensor, compute):
+        if self._cache is None:
+            return compute()
+        key = (kind, id(mel), mel._version)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is mel:  # holding the tensor keeps its id from being reused
+            return hit[1]
+        out = compute()
+        self._cache[key] = (mel, out)
+        return out
+
+
+def as_float_target(target, name: str) -> torch.Tensor:
+    t = torch.as_tensor(target)
+    if t.is_complex() or t.dtype == torch.bool:
+        raise ControlTargetError(f"{name} target must be real numbers, got dtype {t.dtype}")
+    t = t.float()
+    if not torch.isfinite(t).all():
+        raise ControlTargetError(f"{name} target has {int((~torch.isfinite(t)).sum())} NaN/inf values")
+    return t
+
+
+def batch_target(t: torch.Tensor, item_shape: tuple, batch_size: Optional[int], name: str) -> torch.Tensor:
+    """Accept an unbatched item (broadcast over the batch) or one item per batch row."""
+    if tuple(t.shape) == tuple(item_shape):
+        return t.unsqueeze(0)
+    if t.dim() == len(item_shape) + 1 and tuple(t.shape[1:]) == tuple(item_shape):
+        if batch_size is not None and t.shape[0] not in (1, batch_size):
+            raise ControlTargetError(f"{name} target has batch {t.shape[0]}, the batch has {batch_size} items")
+        return t
+    raise ControlTargetError(
+        f"{name} target must have shape {tuple(item_shape)} or (B, {', '.join(map(str, item_shape))}), "
+        f"got {tuple(t.shape)}")
+
+
+class Control(nn.Module):
+    """Base class. Subclasses set ``name``, ``domains``, and implement features / loss / check_target."""
+
+    name = "control"
+    domains: tuple = DOMAINS
+
+    def __init__(self, ctx: MelContext, domain: str = "mel"):
+        super().__init__()
+        if domain not in self.domains:
+            raise ValueError(f"{type(self).__name__} supports domains {self.domains}, got {domain!r}")
+        self.ctx, self.domain = ctx, domain
+
+    @property
+    def n_frames(self) -> int:
+        return self.ctx.cfg.frames
+
+    def features(self, mel: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-item loss (B,); ``target`` as returned by ``check_target``."""
+        raise NotImplementedError
+
+    def check_target(self, target, batch_size: Optional[int] = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def target_from_reference(self, mel: torch.Tensor) -> torch.Tensor:
+        """The target that a reference clip (normalized mel) satisfies: by default its features."""
+        with torch.no_grad():
+            return self.features(mel).detach()
+
+    def forward(self, mel: torch.Tensor, target) -> torch.Tensor:
+        return self.loss(self.features(mel), target)
+
+
+class CompositeControl(nn.Module):
+    """Σ_i w_i · L_i(f_i(mel), y_i), per item. Targets are checked when the composite is built."""
+
+    def __init__(self, terms: Sequence[tuple], batch_size: Optional[int] = None):
+        super().__init__()
+        if not terms:
+            raise ValueError("CompositeControl needs at least one (control, target, weight) term")
+        controls, self.targets, self.weights = [], [], []
+        for control, target, weight in terms:
+            if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"weight of {control.name} must be a finite number >= 0, got {weight!r}")
+            controls.append(control)
+            self.targets.append(control.check_target(target, batch_size))
+            self.weights.append(float(weight))
+        self.controls = nn.ModuleList(controls)
+
+    def check_target(self, target=None, batch_size: Optional[int] = None) -> None:
+        for control, t in zip(self.controls, self.targets):
+            control.check_target(t, batch_size)
+
+    def losses(self, mel: torch.Tensor) -> dict:
+        """Unweighted per-item loss of each term, keyed by control name (for logging)."""
+        ctx_scopes = {id(c.ctx): c.ctx for c in self.controls}
+        with contextlib.ExitStack() as stack:
+            for ctx in ctx_scopes.values():
+                stack.enter_context(ctx.shared())  # one NNLS / vocoder pass for all terms
+            out = {}
+            for i, (c, t) in enumerate(zip(self.controls, self.targets)):
+                out[c.name if c.name not in out else f"{c.name}_{i}"] = c.loss(c.features(mel), t)
+        return out
+
+    def forward(self, mel: torch.Tensor, target=None) -> torch.Tensor:
+        return sum(w * l for w, l in zip(self.weights, self.losses(mel).values()))

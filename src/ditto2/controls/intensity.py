@@ -1,0 +1,101 @@
+"""Intensity control: f = w ∗ 20·log10(frame RMS), w a ≈1 s Savitzky–Golay smoother; L = MSE in dB²."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from scipy.signal import savgol_coeffs
+
+from ditto2.controls.base import Control, MelContext, as_float_target, batch_target, ControlTargetError
+
+DB_RANGE = (-120.0, 20.0)  # digital audio lives below 0 dBFS; the -100 dB floor sits well inside
+POWER_FLOOR = 1e-10  # -100 dB: silence stays finite and differentiable
+
+_KERNELS: dict = {}
+
+
+def _savgol_kernels(window: int, polyorder: int, device, dtype):
+    key = (window, polyorder, str(device), dtype)
+    if key not in _KERNELS:
+        half = window // 2
+        # use="dot": coefficients that dot with the window in time order (conv1d is a correlation).
+        # pos=i evaluates the fitted polynomial at offset i, which is scipy's mode="interp" edge rule.
+        mk = lambda pos: torch.as_tensor(savgol_coeffs(window, polyorder, pos=pos, use="dot"), dtype=dtype)
+        _KERNELS[key] = (
+            mk(None).to(device).view(1, 1, window),
+            torch.stack([mk(i) for i in range(half)]).to(device),
+            torch.stack([mk(half + 1 + i) for i in range(half)]).to(device),
+        )
+    return _KERNELS[key]
+
+
+def savgol_smooth(x: torch.Tensor, window: int, polyorder: int) -> torch.Tensor:
+    """scipy.signal.savgol_filter(x, window, polyorder, mode="interp") along the last axis, in torch.
+
+    The window shrinks to the largest odd length <= T for short inputs (scipy would refuse)."""
+    n = x.shape[-1]
+    window = min(window, n if n % 2 else n - 1)
+    if window <= polyorder:
+        return x
+    interior, head, tail = _savgol_kernels(window, polyorder, x.device, x.dtype)
+    flat = x.reshape(-1, 1, n)
+    mid = F.conv1d(flat, interior).squeeze(1)
+    start = flat[:, 0, :window] @ head.T
+    end = flat[:, 0, -window:] @ tail.T
+    return torch.cat([start, mid, end], dim=-1).reshape(x.shape)
+
+
+def savgol_window(frames_per_second: float, seconds: float = 1.0) -> int:
+    return int(round(frames_per_second * seconds)) | 1  # odd, so the smoother is centered
+
+
+class IntensityControl(Control):
+    """Smoothed frame level in dB (full scale = 1.0 amplitude).
+
+    mel domain: Parseval on the NNLS linear magnitude. For a frame x·w (Hann w, N = n_fft),
+    Σ_n (x w)² = (1/N) Σ_k |X_k|² over the full spectrum; with the one-sided STFT that is
+    |X_0|² + |X_{N/2}|² + 2 Σ_rest |X_k|². Dividing by Σ_n w² (= 3N/8 for a periodic Hann)
+    gives the mean square of the signal under the window, so both domains measure the same quantity.
+    audio domain: the same Hann-weighted mean square, framed directly on the Griffin-Lim waveform
+    (centered frames, reflect padding, hop = mel hop, exactly the STFT's framing).
+    """
+
+    name = "intensity"
+
+    def __init__(self, ctx: MelContext, domain: str = "mel", window_s: float = 1.0, polyorder: int = 1):
+        super().__init__(ctx, domain)
+        # polyorder 1: the interior is a ≈1 s moving average (beats and notes are smoothed away),
+        # edges fit a line, so ramps (the DITTO targets) pass unbiased up to the clip ends.
+        self.window = savgol_window(ctx.frames_per_second, window_s)
+        self.polyorder = polyorder
+
+    def level_db(self, mel: torch.Tensor) -> torch.Tensor:
+        """Unsmoothed 20·log10(RMS) per frame, (B, T)."""
+        cfg = self.ctx.cfg
+        window = self.ctx.logmel_module(mel.device).window
+        if self.domain == "mel":
+            power = self.ctx.linear_magnitude(mel).pow(2)
+            full = 2 * power.sum(1) - power[:, 0] - power[:, -1]  # one-sided -> full spectrum
+            mean_square = full / (cfg.n_fft * window.pow(2).sum())
+        else:
+            wave = self.ctx.waveform(mel)
+            pad = cfg.n_fft // 2
+            framed = F.pad(wave.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+            framed = framed.unfold(-1, cfg.n_fft, cfg.hop_length)[:, : mel.shape[-1]]
+            mean_square = (framed * window).pow(2).sum(-1) / window.pow(2).sum()
+        return 10 * torch.log10(mean_square + POWER_FLOOR)
+
+    def features(self, mel: torch.Tensor) -> torch.Tensor:
+        return savgol_smooth(self.level_db(mel), self.window, self.polyorder)
+
+    def loss(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (features - target.to(features)).pow(2).mean(-1)
+
+    def check_target(self, target, batch_size: Optional[int] = None) -> torch.Tensor:
+        t = batch_target(as_float_target(target, self.name), (self.n_frames,), batch_size, self.name)
+        lo, hi = DB_RANGE
+        if t.min() < lo or t.max() > hi:
+            raise ControlTargetError(
+                f"intensity target must lie in [{lo}, {hi}] dB, got [{float(t.min()):.1f}, {float(t.max()):.1f}]")
+        return t

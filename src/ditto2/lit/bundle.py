@@ -1,0 +1,76 @@
+"""Exported models: weights as safetensors + a JSON config beside them. No pickle, no source ties.
+
+A bundle ``NAME.safetensors`` + ``NAME.json`` holds everything to rebuild the denoiser and to read
+and write its data: the UNet config, the EDM constants, the mel config, the normalization
+statistics and the tag vocabulary.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ditto2.diffusion.edm import EDMPrecond
+from ditto2.nn.unet import UNet, UNetConfig
+
+BUNDLE_VERSION = 1
+
+
+def unet_config_from_dict(d: dict) -> UNetConfig:
+    d = dict(d)
+    for key in ("channel_mults", "attn_levels"):
+        if key in d:
+            d[key] = tuple(d[key])
+    return UNetConfig(**d)
+
+
+def build_denoiser(meta: dict) -> EDMPrecond:
+    edm = meta["edm"]
+    net = UNet(unet_config_from_dict(meta["unet"]))
+    return EDMPrecond(net, sigma_data=edm["sigma_data"], sigma_min=edm["sigma_min"], sigma_max=edm["sigma_max"])
+
+
+def save_bundle(path: str | Path, denoiser: EDMPrecond, meta: dict) -> Path:
+    """Write ``path``.safetensors and ``path``.json (``path`` without extension)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in denoiser.state_dict().items()}
+    save_file(state, str(path.with_suffix(".safetensors")))
+    path.with_suffix(".json").write_text(json.dumps({"version": BUNDLE_VERSION, **meta}, indent=1, sort_keys=True))
+    return path
+
+
+def load_bundle(path: str | Path, map_location: str = "cpu") -> tuple[EDMPrecond, dict]:
+    path = Path(path)
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    for ext in (".safetensors", ".json"):
+        if not path.with_suffix(ext).exists():
+            raise FileNotFoundError(f"model bundle {path.with_suffix(ext)} is missing")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    denoiser = build_denoiser(meta)
+    denoiser.load_state_dict(load_file(str(path.with_suffix(".safetensors")), device=map_location))
+    return denoiser.eval(), meta
+
+
+def unet_config_to_dict(cfg: UNetConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def checkpoint_to_bundle(ckpt_path: str | Path, out: str | Path) -> Path:
+    """Export the weights of a ditto2 Lightning checkpoint. With EMAWeightAveraging in the run, the
+    checkpoint's state_dict holds the EMA weights, so those are what is exported."""
+    import pytorch_lightning as pl
+
+    ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=False)
+    module_path = ckpt.get("hyper_parameters", {}).get("_class_path") or ckpt.get("ditto2_module")
+    if module_path is None:
+        raise KeyError(f"{ckpt_path} was not written by a ditto2 LightningModule")
+    mod_name, cls_name = module_path.rsplit(".", 1)
+    cls = getattr(__import__(mod_name, fromlist=[cls_name]), cls_name)
+    module: pl.LightningModule = cls.load_from_checkpoint(str(ckpt_path), map_location="cpu")
+    meta = {**module.bundle_meta(), "source_checkpoint": str(ckpt_path), "global_step": ckpt.get("global_step")}
+    return save_bundle(out, module.denoiser, meta)

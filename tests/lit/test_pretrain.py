@@ -1,0 +1,68 @@
+"""The pretraining stage through its real entry point (`ditto2 fit` = LightningCLI) on synth shards."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from ditto2.cli import main
+from ditto2.lit.bundle import load_bundle
+from ditto2.lit.cli import run_lightning_cli
+from ditto2.lit.generate import load_generator
+
+EXPERIMENTS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments").rglob("*.yaml"))
+# a UNet small enough to train a few steps in a second
+SMALL = ["--model.init_args.unet_overrides", "{base_channels: 8, channel_mults: [1, 2], attn_levels: [1], num_heads: 2}"]
+
+
+def fit_args(shards, tmp_path, *extra):
+    return ["fit", "--config", "experiments/pretrain/tiny.yaml", "--data.root", str(shards),
+            "--data.batch_size", "2", "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
+            "--trainer.limit_val_batches", "1", "--trainer.max_time", "null",
+            "--model.init_args.n_log_samples", "2", "--model.init_args.sample_steps", "2", *SMALL, *extra]
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_experiment_yaml_builds(path, synth_tiny, synth_paper, tmp_path):
+    preset = "paper" if "paper" in path.name else "tiny"
+    shards = synth_paper if preset == "paper" else synth_tiny
+    cli = run_lightning_cli(["--config", str(path), "--data.root", str(shards), "--trainer.accelerator", "cpu",
+                             "--trainer.devices", "1", "--trainer.strategy", "auto", "--trainer.precision", "32-true",
+                             "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False)
+    n_params = sum(p.numel() for p in cli.model.parameters())
+    if preset == "paper":
+        assert 38e6 < n_params < 44e6, n_params  # paper §4.2: 41M
+    assert cli.model.mel_config == cli.datamodule.mel_config
+
+
+def test_fast_dev_run(synth_tiny, tmp_path):
+    main(fit_args(synth_tiny, tmp_path, "--trainer.fast_dev_run", "true"))
+
+
+def test_resume_from_last_continues_the_same_run(synth_tiny, tmp_path, monkeypatch):
+    args = fit_args(synth_tiny, tmp_path, "--trainer.val_check_interval", "2",
+                    "--trainer.callbacks+=pytorch_lightning.callbacks.ModelCheckpoint",
+                    "--trainer.callbacks.save_last=true", "--trainer.callbacks.every_n_train_steps=2")
+    main(args + ["--trainer.max_steps", "2"])
+    run = tmp_path / "logs" / "pretrain-tiny" / "main"
+    last = run / "checkpoints" / "last.ckpt"
+    first = torch.load(last, weights_only=False)
+    assert first["global_step"] == 2
+    assert (run / "config.yaml").exists() and list((run / "samples").glob("*.png"))
+    assert first["hyper_parameters"]["data_info"]["mel"]["n_mels"] == 64  # mel config in the checkpoint
+    main(args + ["--trainer.max_steps", "4", "--ckpt_path", "last"])
+    second = torch.load(last, weights_only=False)
+    assert second["global_step"] == 4
+    assert not (tmp_path / "logs" / "pretrain-tiny" / "version_0").exists()
+
+    # export the EMA weights, load them without Lightning, and sample through the CLI
+    main(["export", str(last), str(tmp_path / "bundle")])
+    denoiser, meta = load_bundle(tmp_path / "bundle")
+    ema = {k[len("denoiser."):]: v for k, v in second["state_dict"].items() if k.startswith("denoiser.")}
+    assert all(torch.equal(denoiser.state_dict()[k], v) for k, v in ema.items())
+    gen = load_generator(str(tmp_path / "bundle"))
+    tags = gen.encode_tags({"genre": gen.vocab.values["genre"][1]}, 2)
+    noise = torch.randn(2, 1, 64, 256, generator=torch.Generator().manual_seed(0))
+    a, b = gen.sample(noise, tags, steps=3), gen.sample(noise, tags, steps=3)
+    assert torch.equal(a, b) and torch.isfinite(a).all()
+    main(["sample", "--model", str(tmp_path / "bundle"), "--steps", "2", "--n", "2", "--out", str(tmp_path / "s")])
+    assert len(list((tmp_path / "s").glob("*.wav"))) == 2 and (tmp_path / "s" / "mels.png").exists()

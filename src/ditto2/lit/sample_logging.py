@@ -35,7 +35,10 @@ class SampleLogMixin:
         titles = self.tag_titles(tags)
         step = self.global_step
         vocoder = GriffinLimVocoder(self.mel_config, self.normalizer).to(self.device)
-        run_dir = Path(self.trainer.log_dir or ".") / "samples"
+        # no logger (e.g. fast_dev_run): nothing is written, not even PNGs into the working directory
+        if not self.trainer.loggers:
+            return
+        run_dir = Path(self.trainer.log_dir) / "samples"
         writer = getattr(self.logger, "experiment", None)
         for name, mels in self.sample_for_logging(noise, tags).items():
             mels = mels.float().cpu()

@@ -36,7 +36,7 @@ class SampleLogMixin:
         step = self.global_step
         vocoder = GriffinLimVocoder(self.mel_config, self.normalizer).to(self.device)
         # no logger (e.g. fast_dev_run): nothing is written, not even PNGs into the working directory
-        if not self.trainer.loggers:
+        if not self.trainer.loggers or self.trainer.log_dir is None:
             return
         run_dir = Path(self.trainer.log_dir) / "samples"
         writer = getattr(self.logger, "experiment", None)

@@ -19,3 +19,37 @@ def synth_tiny(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synth_paper(tmp_path_factory):
     return _synth_shards(tmp_path_factory, "paper", 3)
+
+
+SMALL_UNET = dict(base_channels=8, channel_mults=(1, 2), attn_levels=(1,), num_heads=2)
+
+
+def make_teacher_bundle(shards, out):
+    """A small random teacher saved the way `ditto2 export` saves one, for the shards' data contract."""
+    import torch
+
+    from ditto2.data.datamodule import MelShardDataModule
+    from ditto2.diffusion.edm import EDMPrecond
+    from ditto2.lit.bundle import save_bundle, unet_config_to_dict
+    from ditto2.nn.unet import UNet, UNetConfig
+
+    dm = MelShardDataModule(str(shards))
+    torch.manual_seed(0)
+    cfg = UNetConfig.preset("tiny", dm.tag_vocab_sizes, **SMALL_UNET)
+    net = UNet(cfg)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05)
+    meta = {"kind": "edm", "unet": unet_config_to_dict(cfg), "data": dm.data_info(),
+            "edm": {"sigma_data": 0.5, "sigma_min": 0.002, "sigma_max": 80.0}}
+    return save_bundle(out, EDMPrecond(net), meta)
+
+
+@pytest.fixture(scope="session")
+def teacher_tiny(synth_tiny, tmp_path_factory):
+    return make_teacher_bundle(synth_tiny, tmp_path_factory.mktemp("teacher") / "teacher")
+
+
+@pytest.fixture(scope="session")
+def teacher_paper(synth_paper, tmp_path_factory):
+    return make_teacher_bundle(synth_paper, tmp_path_factory.mktemp("teacher-paper") / "teacher")

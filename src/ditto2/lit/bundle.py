@@ -13,8 +13,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ditto2.diffusion.edm import EDMPrecond
+from torch import nn
+
+from ditto2.diffusion.consistency import CMStudent, CTMStudent
+from ditto2.diffusion.edm import ConsistencyPrecond, EDMPrecond
 from ditto2.nn.unet import UNet, UNetConfig
+
+_KINDS = {"edm": (EDMPrecond, None), "cm": (ConsistencyPrecond, CMStudent), "ctm": (EDMPrecond, CTMStudent)}
 
 BUNDLE_VERSION = 1
 
@@ -27,13 +32,20 @@ def unet_config_from_dict(d: dict) -> UNetConfig:
     return UNetConfig(**d)
 
 
-def build_denoiser(meta: dict) -> EDMPrecond:
+def build_denoiser(meta: dict) -> nn.Module:
+    """The saved module of a bundle: ``edm`` -> EDMPrecond (base model D_θ), ``cm`` -> CMStudent,
+    ``ctm`` -> CTMStudent; all the same UNet class underneath."""
     edm = meta["edm"]
     net = UNet(unet_config_from_dict(meta["unet"]))
-    return EDMPrecond(net, sigma_data=edm["sigma_data"], sigma_min=edm["sigma_min"], sigma_max=edm["sigma_max"])
+    kind = meta.get("kind", "edm")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown model kind {kind!r} in bundle; known: {sorted(_KINDS)}")
+    precond_cls, wrapper = _KINDS[kind]
+    precond = precond_cls(net, sigma_data=edm["sigma_data"], sigma_min=edm["sigma_min"], sigma_max=edm["sigma_max"])
+    return wrapper(precond) if wrapper else precond
 
 
-def save_bundle(path: str | Path, denoiser: EDMPrecond, meta: dict) -> Path:
+def save_bundle(path: str | Path, denoiser: nn.Module, meta: dict) -> Path:
     """Write ``path``.safetensors and ``path``.json (``path`` without extension)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +55,7 @@ def save_bundle(path: str | Path, denoiser: EDMPrecond, meta: dict) -> Path:
     return path
 
 
-def load_bundle(path: str | Path, map_location: str = "cpu") -> tuple[EDMPrecond, dict]:
+def load_bundle(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module, dict]:
     path = Path(path)
     if path.suffix in (".safetensors", ".json"):
         path = path.with_suffix("")
@@ -73,4 +85,4 @@ def checkpoint_to_bundle(ckpt_path: str | Path, out: str | Path) -> Path:
     cls = getattr(__import__(mod_name, fromlist=[cls_name]), cls_name)
     module: pl.LightningModule = cls.load_from_checkpoint(str(ckpt_path), map_location="cpu")
     meta = {**module.bundle_meta(), "source_checkpoint": str(ckpt_path), "global_step": ckpt.get("global_step")}
-    return save_bundle(out, module.denoiser, meta)
+    return save_bundle(out, module.exported_model(), meta)

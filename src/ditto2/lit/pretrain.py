@@ -59,6 +59,9 @@ class PretrainModule(SampleLogMixin, pl.LightningModule):
                 "edm": {"sigma_data": h.sigma_data, "sigma_min": h.sigma_min, "sigma_max": h.sigma_max},
                 "sampling": {"steps": h.sample_steps, "w": h.sample_w}}
 
+    def exported_model(self):
+        return self.denoiser
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ditto2_module"] = self.ditto2_module
 

@@ -1,0 +1,59 @@
+"""CM / CTM distillation through `ditto2 fit`, on synth shards with a small random teacher."""
+import pytest
+import torch
+
+from ditto2.cli import main
+from ditto2.lit.bundle import load_bundle
+from ditto2.lit.distill import CMDistillModule, CTMDistillModule
+
+
+def args(kind, shards, teacher, tmp_path, *extra):
+    return ["fit", "--config", f"experiments/distill/{kind}-tiny.yaml", "--data.root", str(shards),
+            "--model.init_args.teacher", str(teacher), "--data.batch_size", "2",
+            "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), "--trainer.max_time", "null",
+            "--trainer.limit_val_batches", "1", "--model.init_args.n_log_samples", "2",
+            "--model.init_args.sample_steps", "[1, 2]", *extra]
+
+
+@pytest.mark.parametrize("kind", ["cm", "ctm"])
+def test_fast_dev_run(kind, synth_tiny, teacher_tiny, tmp_path):
+    main(args(kind, synth_tiny, teacher_tiny, tmp_path, "--trainer.fast_dev_run", "true"))
+
+
+@pytest.mark.parametrize("kind", ["cm", "ctm"])
+def test_train_export_and_sample(kind, synth_tiny, teacher_tiny, tmp_path):
+    main(args(kind, synth_tiny, teacher_tiny, tmp_path, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
+              "--trainer.callbacks+=pytorch_lightning.callbacks.ModelCheckpoint",
+              "--trainer.callbacks.save_last=true", "--trainer.callbacks.every_n_train_steps=2"))
+    run = tmp_path / "logs" / f"distill-{kind}-tiny" / "main"
+    assert list((run / "samples").glob("teacher_euler20_*.png")) and list((run / "samples").glob(f"{kind}_1step_*.png"))
+    main(["export", str(run / "checkpoints" / "last.ckpt"), str(tmp_path / kind)])
+    student, meta = load_bundle(tmp_path / kind)
+    assert meta["kind"] == kind and meta["unet"]["use_w_embedding"]
+    x = torch.randn(1, 1, 64, 256) * 80
+    tags = torch.zeros(1, 3, dtype=torch.long)
+    out = student(x, torch.tensor(80.0), tags, 2.0) if kind == "cm" else student(x, torch.tensor(80.0), torch.tensor(0.002), tags, 2.0)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_mismatched_teacher_is_refused_before_compute(synth_tiny, synth_paper, teacher_paper):
+    from ditto2.audio.mel import MelConfigMismatchError
+    from ditto2.data.datamodule import MelShardDataModule
+
+    info = MelShardDataModule(str(synth_tiny)).data_info()
+    with pytest.raises(MelConfigMismatchError):
+        CTMDistillModule(teacher=str(teacher_paper), data_info=info)
+
+
+def test_student_starts_as_the_teacher(synth_tiny, teacher_tiny):
+    """Zero-initialized w/s embeddings: a fresh CTM student's t->s jump is the teacher's Euler step."""
+    from ditto2.data.datamodule import MelShardDataModule
+
+    info = MelShardDataModule(str(synth_tiny)).data_info()
+    m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info)
+    x, tags = torch.randn(2, 1, 64, 256) * 5, torch.tensor([[1, 1, 1], [0, 0, 0]])
+    t, s = torch.tensor(5.0), torch.tensor(1.0)
+    euler = x + (s - t) * (x - m.teacher(x, t, tags)) / t
+    assert torch.allclose(m.student(x, t, s, tags, 3.0), euler, atol=1e-5)
+    cm = CMDistillModule(teacher=str(teacher_tiny), data_info=info)
+    assert torch.equal(cm.student(x, torch.tensor(0.002), tags, 2.0), x)

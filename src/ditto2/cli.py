@@ -152,6 +152,23 @@ def _add_model_commands(sub) -> None:
     p.set_defaults(fn=_sample)
 
 
+def _ito(args) -> int:
+    from ditto2.ito.run import load_config, run_ito
+
+    cfg = load_config(args.config, args.overrides)
+    summary = run_ito(cfg)
+    print(json.dumps({k: v for k, v in summary.items() if k != "items"}, indent=1))
+    print(f"per-item wav, plots and JSON in {cfg.out}/item_*/; tensorboard --logdir {cfg.out}")
+    return 0
+
+
+def _add_ito(sub) -> None:
+    p = sub.add_parser("ito", help="inference-time optimization of the initial noise (DITTO / DITTO-2)")
+    p.add_argument("--config", help="experiments/ito/<control>.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method=ditto steps=70 batch=2")
+    p.set_defaults(fn=_ito)
+
+
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
@@ -168,6 +185,7 @@ def main(argv=None) -> int:
     _add_shards(sub)
     _add_vocode(sub)
     _add_model_commands(sub)
+    _add_ito(sub)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -53,3 +53,19 @@ def teacher_tiny(synth_tiny, tmp_path_factory):
 @pytest.fixture(scope="session")
 def teacher_paper(synth_paper, tmp_path_factory):
     return make_teacher_bundle(synth_paper, tmp_path_factory.mktemp("teacher-paper") / "teacher")
+
+
+@pytest.fixture(scope="session")
+def student_bundles(synth_tiny, teacher_tiny, tmp_path_factory):
+    """Freshly initialized CM and CTM students of the small teacher (what distillation starts from)."""
+    from ditto2.data.datamodule import MelShardDataModule
+    from ditto2.lit.bundle import save_bundle
+    from ditto2.lit.distill import CMDistillModule, CTMDistillModule
+
+    info = MelShardDataModule(str(synth_tiny)).data_info()
+    out = tmp_path_factory.mktemp("students")
+    paths = {}
+    for kind, cls in (("cm", CMDistillModule), ("ctm", CTMDistillModule)):
+        m = cls(teacher=str(teacher_tiny), data_info=info)
+        paths[kind] = save_bundle(out / kind, m.exported_model(), m.bundle_meta())
+    return paths

@@ -9,7 +9,8 @@ from ditto2.lit.bundle import load_bundle
 from ditto2.lit.cli import run_lightning_cli
 from ditto2.lit.generate import load_generator
 
-EXPERIMENTS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments").rglob("*.yaml"))
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2].joinpath("experiments")
+EXPERIMENTS = sorted(p for p in EXPERIMENTS_DIR.rglob("*.yaml") if p.parent.name in ("pretrain", "distill", "clap"))
 # a UNet small enough to train a few steps in a second
 SMALL = ["--model.init_args.unet_overrides", "{base_channels: 8, channel_mults: [1, 2], attn_levels: [1], num_heads: 2}"]
 

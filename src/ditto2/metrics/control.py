@@ -94,3 +94,15 @@ def structure_mse(wave, sr: int, target_ssm, hop: int, pool: int = 1) -> float:
     if target.ndim != 2 or target.shape[0] != target.shape[1]:
         raise ValueError(f"target SSM must be square (n, n), got {target.shape}")
     return float(np.mean((mfcc_ssm(wave, sr, hop, target.shape[0], pool) - target) ** 2))
+
+
+def painting_mse(wave, sr: int, reference_values, mask, n_fft: int, hop: int, n_mels: int,
+                 log_floor: float, mean: float, std: float, target_std: float) -> float:
+    """Outpainting / inpainting adherence: MSE over the masked frames between the normalized log-mel of
+    the decoded audio (re-analysed with librosa) and the reference clip's normalized mel there."""
+    ref = np.asarray(reference_values, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
+    mel = librosa.feature.melspectrogram(y=_mono(wave), sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels,
+                                         power=1.0, pad_mode="reflect")
+    norm = (np.log(np.maximum(fit_frames(mel, ref.shape[-1]), log_floor)) - mean) / std * target_std
+    return float(np.mean((norm[:, m] - ref[:, m]) ** 2))

@@ -1,0 +1,128 @@
+"""`ditto2 ito --config experiments/ito/<control>.yaml [key=value ...]`: one ITO run of B items.
+
+Config (validated before any compute) -> models -> control + targets -> ITOModule -> Trainer (K
+steps) -> decode -> vocode -> reference metric per item (the ``ControlReport`` callback) -> files.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+
+from ditto2.controls import CompositeControl, MelContext, build_control
+from ditto2.ito.surrogates import BaseModelSurrogate, StudentSurrogate
+from ditto2.ito.targets import BUILDERS, NEEDS_REFERENCES, held_out_clips
+from ditto2.lit.bundle import load_bundle
+from ditto2.lit.generate import load_generator
+from ditto2.lit.ito import ITOModule
+
+METHODS = ("ditto", "ditto2-cm", "ditto2-ctm")
+
+
+@dataclass
+class ControlSpec:
+    name: str = "intensity"
+    domain: str = "mel"
+    weight: float = 1.0
+    source: Optional[str] = None  # target source; None = the builder's default
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class ITOConfig:
+    method: str = "ditto2-ctm"
+    teacher: str = "checkpoints/tiny/teacher"
+    cm: str = "checkpoints/tiny/cm"
+    ctm: str = "checkpoints/tiny/ctm"
+    controls: list = field(default_factory=lambda: [ControlSpec()])
+    shards: Optional[str] = "data/shards/debian-tiny"  # held-out clips for targets / references
+    tags: dict = field(default_factory=dict)  # e.g. {genre: orchestral, mood: epic}; {} = null tags
+    w: float = 2.0
+    steps: int = 70  # K
+    lr: float = 5e-3
+    m: Any = 1  # surrogate steps while optimizing: int or "adaptive"
+    decode_steps: int = 2  # T for students; the DITTO baseline always uses base_steps
+    base_steps: int = 20
+    gamma: float = 0.2
+    batch: int = 4
+    seed: int = 0
+    prior_weight: float = 0.0
+    gradient_clip: Optional[float] = None
+    out: str = "results/ito/run"
+    tensorboard: bool = True
+    progress_bar: bool = False
+
+
+def load_config(path: Optional[str], overrides: list[str] = ()) -> ITOConfig:
+    base = OmegaConf.structured(ITOConfig)
+    layers = [base]
+    if path:
+        layers.append(OmegaConf.load(path))
+    layers.append(OmegaConf.from_dotlist(list(overrides)))
+    merged = OmegaConf.merge(*layers)
+    merged.controls = [OmegaConf.merge(OmegaConf.structured(ControlSpec), c) for c in merged.controls]
+    cfg: ITOConfig = OmegaConf.to_object(merged)
+    if cfg.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+    if cfg.steps < 1 or cfg.batch < 1:
+        raise ValueError("steps (K) and batch must be >= 1")
+    return cfg
+
+
+def build_surrogate(cfg: ITOConfig, tags_dict: dict):
+    gen = load_generator(cfg.teacher)
+    tags = gen.encode_tags(tags_dict, 1)
+    if cfg.method == "ditto":
+        return BaseModelSurrogate(gen.denoiser, tags, cfg.w, steps=cfg.base_steps), gen
+    student, meta = load_bundle(cfg.cm if cfg.method == "ditto2-cm" else cfg.ctm)
+    if meta["data"]["mel"] != gen.meta["data"]["mel"]:
+        raise ValueError("student and teacher bundles have different mel configs")
+    return StudentSurrogate(student, tags, cfg.w, cfg.decode_steps, cfg.gamma, meta.get("grid_steps", 20), cfg.seed), gen
+
+
+def build_control_and_targets(cfg: ITOConfig, ctx: MelContext):
+    """Every target is built and checked here, before the optimizer takes a step."""
+    refs = None
+    if cfg.shards and any(c.name in NEEDS_REFERENCES or c.name in ("intensity",) or c.source == "reference"
+                          for c in cfg.controls):
+        refs, _ = held_out_clips(cfg.shards, cfg.batch, cfg.seed)
+    terms, target_sets = [], []
+    for spec in cfg.controls:
+        control = build_control(spec.name, ctx, domain=spec.domain, **spec.kwargs)
+        builder = BUILDERS[spec.name]
+        kw = {"source": spec.source} if spec.source else {}
+        ts = builder(control, cfg.batch, cfg.seed, refs, **kw)
+        terms.append((control, ts.target, spec.weight))
+        target_sets.append(ts)
+    return CompositeControl(terms, batch_size=cfg.batch), target_sets, refs
+
+
+def run_ito(cfg: ITOConfig) -> dict:
+    from ditto2.lit.ito_report import ControlReport
+
+    t_setup = time.perf_counter()
+    surrogate, gen = build_surrogate(cfg, cfg.tags)
+    ctx = MelContext(gen.mel, gen.normalizer)
+    composite, target_sets, refs = build_control_and_targets(cfg, ctx)
+    shape = (cfg.batch, 1, gen.mel.n_mels, gen.mel.frames)
+    module = ITOModule(surrogate, composite, shape, steps=cfg.steps, m=cfg.m, lr=cfg.lr,
+                       prior_weight=cfg.prior_weight, seed=cfg.seed)
+    out = Path(cfg.out)
+    logger = pl.loggers.TensorBoardLogger(str(out), name="tb", version="") if cfg.tensorboard else False
+    report = ControlReport(cfg, gen, ctx, target_sets, refs, out)
+    trainer = pl.Trainer(max_steps=cfg.steps, accelerator="cpu" if not torch.cuda.is_available() else "auto",
+                         devices=1, logger=logger, callbacks=[report], enable_checkpointing=False,
+                         enable_model_summary=False, enable_progress_bar=cfg.progress_bar,
+                         gradient_clip_val=cfg.gradient_clip, log_every_n_steps=1, num_sanity_val_steps=0)
+    setup_s = time.perf_counter() - t_setup
+    trainer.fit(module)
+    summary = report.summary
+    summary["setup_s"] = round(setup_s, 3)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

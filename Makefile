@@ -11,7 +11,7 @@ SHARDS ?= data/shards/debian-$(PRESET)
 DEMO_SHARDS ?= data/shards/demo-$(PRESET)
 DEMO_PACKAGES ?= wesnoth-1.16-music nexuiz-music singularity-music
 
-.PHONY: install test demo shards shards-synth bench-data pretrain export-teacher clean
+.PHONY: install test demo shards shards-synth bench-data bench-ito pretrain export-teacher distill-cm distill-ctm export-students ito clean
 
 $(BIN)/.stamp-install: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,6 +40,26 @@ pretrain: install
 # EMA weights of the last pretraining checkpoint -> checkpoints/$(PRESET)/teacher.{safetensors,json}
 export-teacher: install
 	$(BIN)/ditto2 export lightning_logs/pretrain-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/teacher
+
+# Students from the teacher bundle (TEACHER=path to override). Resume with ARGS="--ckpt_path last".
+TEACHER ?= checkpoints/$(PRESET)/teacher
+distill-cm distill-ctm: distill-%: install
+	@test -f $(TEACHER).safetensors || { echo "no teacher at $(TEACHER): run 'make pretrain' then 'make export-teacher'"; exit 1; }
+	$(BIN)/ditto2 fit --config experiments/distill/$*-$(PRESET).yaml --data.root $(SHARDS) \
+		--model.init_args.teacher $(TEACHER) $(ARGS)
+
+export-students: install
+	$(BIN)/ditto2 export lightning_logs/distill-cm-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/cm
+	$(BIN)/ditto2 export lightning_logs/distill-ctm-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/ctm
+
+# One ITO run: make ito CONTROL=melody ARGS="method=ditto batch=2"
+CONTROL ?= intensity
+ito: install
+	$(BIN)/ditto2 ito --config experiments/ito/$(CONTROL).yaml $(ARGS)
+
+# DITTO vs DITTO-2 per control + the (M, T) sweep -> results/bench-ito/
+bench-ito: install
+	$(BIN)/python -m ditto2.bench.ito $(ARGS)
 
 # Shard-building speed on real music as a multiple of real time -> results/bench-data.json
 bench-data: install

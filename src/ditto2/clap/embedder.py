@@ -91,7 +91,8 @@ class AudioTextEmbedder(nn.Module):
 
 
 class InDomainClapEmbedder(AudioTextEmbedder):
-    """The project's CLAP (``ditto2.clap.indomain.InDomainClap``) with the mel front end it was trained on."""
+    """The project's CLAP (``ditto2.clap.indomain.InDomainClap``) with the mel front end it was trained on.
+    Freezes the model it wraps (wrap a copy to keep training one)."""
 
     supports_mel = True
 

@@ -5,11 +5,12 @@ from ditto2.controls.melody import MelodyControl
 from ditto2.controls.painting import (InpaintingControl, OutpaintingControl, PaintingControl, PaintingTarget,
                                       inpainting, outpainting)
 from ditto2.controls.structure import StructureControl
+from ditto2.controls.text import TextControl
 from ditto2.controls.targets import form_ssm, intensity_curve, melody_from_synth, shifted_melody
 
 CONTROLS: dict[str, type[Control]] = {
     cls.name: cls
-    for cls in (IntensityControl, MelodyControl, StructureControl, OutpaintingControl, InpaintingControl)
+    for cls in (IntensityControl, MelodyControl, StructureControl, OutpaintingControl, InpaintingControl, TextControl)
 }
 
 
@@ -24,7 +25,7 @@ def build_control(name: str, ctx: MelContext, **kwargs) -> Control:
 
 __all__ = [
     "CONTROLS", "CompositeControl", "Control", "ControlTargetError", "InpaintingControl", "IntensityControl",
-    "MelContext", "MelodyControl", "OutpaintingControl", "PaintingControl", "PaintingTarget", "StructureControl",
+    "MelContext", "MelodyControl", "OutpaintingControl", "PaintingControl", "PaintingTarget", "StructureControl", "TextControl",
     "build_control", "form_ssm", "inpainting", "intensity_curve", "melody_from_synth", "outpainting",
     "shifted_melody",
 ]

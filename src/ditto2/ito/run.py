@@ -53,6 +53,10 @@ class ITOConfig:
     batch: int = 4
     seed: int = 0
     prior_weight: float = 0.0
+    # NNLS refinements of the mel->linear magnitude inside mel-domain controls. Measured on 12 held-out
+    # clips: 0 vs 30 iterations changes intensity features by 0.01 dB and melody argmax agreement by
+    # 0.5 points, and costs 1.7 ms instead of 52 ms per step (fwd+bwd, batch 1).
+    control_nnls_iters: int = 0
     gradient_clip: Optional[float] = None
     out: str = "results/ito/run"
     tensorboard: bool = True
@@ -108,7 +112,7 @@ def run_ito(cfg: ITOConfig) -> dict:
 
     t_setup = time.perf_counter()
     surrogate, gen = build_surrogate(cfg, cfg.tags)
-    ctx = MelContext(gen.mel, gen.normalizer)
+    ctx = MelContext(gen.mel, gen.normalizer, nnls_iters=cfg.control_nnls_iters)
     composite, target_sets, refs = build_control_and_targets(cfg, ctx)
     shape = (cfg.batch, 1, gen.mel.n_mels, gen.mel.frames)
     module = ITOModule(surrogate, composite, shape, steps=cfg.steps, m=cfg.m, lr=cfg.lr,

@@ -1,0 +1,83 @@
+"""Text control (paper §5.4): L = 1 − cos(CLAP_audio(x₀), CLAP_text(y)), both embeddings L2-normalized."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from ditto2.audio.mel import MEL_PRESETS
+from ditto2.clap.embedder import AudioTextEmbedder
+from ditto2.controls.base import Control, ControlTargetError, MelContext
+
+
+def default_clap_bundle(ctx: MelContext) -> Path:
+    """checkpoints/<preset>/clap, beside the teacher that `make export-teacher` writes."""
+    preset = next((name for name, cfg in MEL_PRESETS.items() if cfg == ctx.cfg), None)
+    if preset is None:
+        raise ValueError("the mel config matches no preset, so there is no default CLAP bundle; "
+                         "pass embedder= (an AudioTextEmbedder or a bundle path)")
+    return Path("checkpoints") / preset / "clap"
+
+
+class TextControl(Control):
+    """``embedder``: an AudioTextEmbedder, a CLAP bundle / checkpoint path, or None for the in-domain
+    CLAP at ``default_clap_bundle``. Domain "mel" embeds the model's mel directly (in-domain CLAP
+    only: its audio tower reads our mels); "audio" embeds the Griffin-Lim waveform (any embedder).
+
+    Targets: a caption or a list of captions (one per batch item), embedded once by
+    ``check_target``; an already-embedded (B or 1, D) tensor is accepted as is."""
+
+    name = "text"
+
+    def __init__(self, ctx: MelContext, domain: str = "mel",
+                 embedder: Union[AudioTextEmbedder, str, Path, None] = None):
+        super().__init__(ctx, domain)
+        if not isinstance(embedder, AudioTextEmbedder):
+            from ditto2.clap.indomain import load_clap
+
+            embedder = load_clap(embedder or default_clap_bundle(ctx))
+        if domain == "mel":
+            if not embedder.supports_mel:
+                raise ValueError(f"{type(embedder).__name__} cannot read mels; use domain='audio'")
+            if getattr(embedder, "mel_config", None) is not None:
+                embedder.mel_config.check_matches(ctx.cfg, what="the control's mel context")
+        self.embedder = embedder
+
+    def features(self, mel: torch.Tensor) -> torch.Tensor:
+        if self.domain == "audio":
+            return self.embedder.embed_audio(self.ctx.waveform(mel), self.ctx.cfg.sample_rate)
+        norm = getattr(self.embedder, "normalizer", None)
+        if norm is not None and norm != self.ctx.normalizer:
+            # the CLAP was trained on other shards' statistics: renormalize, in the log-mel domain
+            mel = norm.normalize(self.ctx.normalizer.denormalize(mel))
+        return self.embedder.embed_mel(mel)
+
+    def loss(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return 1.0 - (features * target.to(features)).sum(-1)
+
+    def check_target(self, target, batch_size: Optional[int] = None) -> torch.Tensor:
+        if isinstance(target, torch.Tensor):
+            return self._check_embedding(target, batch_size)
+        texts = [target] if isinstance(target, str) else target
+        if not isinstance(texts, (list, tuple)) or not texts:
+            raise ControlTargetError(f"text target must be a caption or a non-empty list of captions, got {target!r}")
+        for t in texts:
+            if not isinstance(t, str) or not t.strip():
+                raise ControlTargetError(f"text target captions must be non-empty strings, got {t!r}")
+        if batch_size is not None and len(texts) not in (1, batch_size):
+            raise ControlTargetError(f"text target has {len(texts)} captions, the batch has {batch_size} items")
+        with torch.no_grad():
+            return self.embedder.embed_text(list(texts)).detach()
+
+    def _check_embedding(self, t: torch.Tensor, batch_size: Optional[int]) -> torch.Tensor:
+        dim = self.embedder.dim
+        if t.dim() == 1:
+            t = t.unsqueeze(0)
+        if t.dim() != 2 or t.shape[1] != dim:
+            raise ControlTargetError(f"text target embedding must be (B, {dim}) or ({dim},), got {tuple(t.shape)}")
+        if batch_size is not None and t.shape[0] not in (1, batch_size):
+            raise ControlTargetError(f"text target has {t.shape[0]} embeddings, the batch has {batch_size} items")
+        if not torch.isfinite(t).all():
+            raise ControlTargetError("text target embedding has NaN/inf values")
+        return t.detach()

@@ -1,0 +1,72 @@
+"""Session fixtures shared by tests/lit and tests/bench: synth shards and small random model bundles."""
+import pytest
+
+from ditto2.audio.mel import mel_preset
+from ditto2.data.shards import ShardOptions, build_shards
+from ditto2.data.sources.synth import synth_tracks
+
+
+def _synth_shards(tmp_path_factory, preset: str, n_tracks: int):
+    out = tmp_path_factory.mktemp(f"synth-{preset}")
+    build_shards(synth_tracks(n_tracks, seed=11, duration_s=13.0), out, mel_preset(preset), ShardOptions(), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synth_tiny(tmp_path_factory):
+    return _synth_shards(tmp_path_factory, "tiny", 6)
+
+
+@pytest.fixture(scope="session")
+def synth_paper(tmp_path_factory):
+    return _synth_shards(tmp_path_factory, "paper", 3)
+
+
+SMALL_UNET = dict(base_channels=8, channel_mults=(1, 2), attn_levels=(1,), num_heads=2)
+
+
+def make_teacher_bundle(shards, out):
+    """A small random teacher saved the way `ditto2 export` saves one, for the shards' data contract."""
+    import torch
+
+    from ditto2.data.datamodule import MelShardDataModule
+    from ditto2.diffusion.edm import EDMPrecond
+    from ditto2.lit.bundle import save_bundle, unet_config_to_dict
+    from ditto2.nn.unet import UNet, UNetConfig
+
+    dm = MelShardDataModule(str(shards))
+    torch.manual_seed(0)
+    cfg = UNetConfig.preset("tiny", dm.tag_vocab_sizes, **SMALL_UNET)
+    net = UNet(cfg)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05)
+    meta = {"kind": "edm", "unet": unet_config_to_dict(cfg), "data": dm.data_info(),
+            "edm": {"sigma_data": 0.5, "sigma_min": 0.002, "sigma_max": 80.0}}
+    return save_bundle(out, EDMPrecond(net), meta)
+
+
+@pytest.fixture(scope="session")
+def teacher_tiny(synth_tiny, tmp_path_factory):
+    return make_teacher_bundle(synth_tiny, tmp_path_factory.mktemp("teacher") / "teacher")
+
+
+@pytest.fixture(scope="session")
+def teacher_paper(synth_paper, tmp_path_factory):
+    return make_teacher_bundle(synth_paper, tmp_path_factory.mktemp("teacher-paper") / "teacher")
+
+
+@pytest.fixture(scope="session")
+def student_bundles(synth_tiny, teacher_tiny, tmp_path_factory):
+    """Freshly initialized CM and CTM students of the small teacher (what distillation starts from)."""
+    from ditto2.data.datamodule import MelShardDataModule
+    from ditto2.lit.bundle import save_bundle
+    from ditto2.lit.distill import CMDistillModule, CTMDistillModule
+
+    info = MelShardDataModule(str(synth_tiny)).data_info()
+    out = tmp_path_factory.mktemp("students")
+    paths = {}
+    for kind, cls in (("cm", CMDistillModule), ("ctm", CTMDistillModule)):
+        m = cls(teacher=str(teacher_tiny), data_info=info)
+        paths[kind] = save_bundle(out / kind, m.exported_model(), m.bundle_meta())
+    return paths

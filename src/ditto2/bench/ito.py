@@ -20,6 +20,8 @@ DEFAULTS = {
     "methods": ["ditto", "ditto2-cm", "ditto2-ctm"],
     "batch": 1, "seed": 0, "decode_steps": 2, "m": 1, "gamma": 0.2,
     "sweep": {"control": "intensity", "method": "ditto2-ctm", "mt": [[1, 1], [1, 2], [1, 4], [2, 2], [2, 4], ["adaptive", 4]]},
+    # features computed on the mel (default) vs on the differentiable Griffin-Lim audio
+    "domains": {"controls": ["intensity", "melody", "structure"], "method": "ditto2-ctm"},
     "threads": 2, "out": "results/bench-ito", "overrides": [],
 }
 
@@ -62,6 +64,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="YAML overriding the defaults above")
     p.add_argument("--only", nargs="*", help="subset of controls")
     p.add_argument("--no-sweep", action="store_true")
+    p.add_argument("--no-domains", action="store_true")
     args = p.parse_args(argv)
     user = OmegaConf.load(args.config) if args.config else OmegaConf.create({})
     base = OmegaConf.create({k: v for k, v in DEFAULTS.items() if k not in user or k != "controls"})
@@ -69,41 +72,55 @@ def main(argv=None) -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     common = [f"batch={cfg.batch}", f"seed={cfg.seed}", f"gamma={cfg.gamma}", "tensorboard=false", *cfg.overrides]
-    rows = []
+    rows: list[dict] = []
     t0 = time.time()
+    meta = {"machine": platform.machine(), "threads": cfg.threads, "batch": cfg.batch,
+            "config": OmegaConf.to_container(cfg)}
+
+    def record(table: str, control: str, extra: list[str]) -> None:
+        s = run_one(common + [f"controls=[{{name: {control}}}]", *extra], cfg.threads)
+        rows.append({"table": table, "control": control, **_row(s)})
+        print(json.dumps(rows[-1]), flush=True)
+        meta["wall_minutes"] = round((time.time() - t0) / 60, 1)
+        _write(out, rows, meta)  # after every run: a long benchmark that is stopped keeps its rows
+
     for control, k in cfg.controls.items():
         if args.only and control not in args.only:
             continue
         for method in cfg.methods:
-            ov = common + [f"controls=[{{name: {control}}}]", f"method={method}", f"steps={k}", f"m={cfg.m}",
-                           f"decode_steps={cfg.decode_steps}", f"out={out}/runs/{control}-{method}"]
-            s = run_one(ov, cfg.threads)
-            rows.append({"table": "controls", "control": control, **_row(s)})
-            print(json.dumps(rows[-1]), flush=True)
+            record("controls", control, [f"method={method}", f"steps={k}", f"m={cfg.m}",
+                                         f"decode_steps={cfg.decode_steps}", f"out={out}/runs/{control}-{method}"])
     if not args.no_sweep:
         sw = cfg.sweep
         for m, t in sw.mt:
-            ov = common + [f"controls=[{{name: {sw.control}}}]", f"method={sw.method}", f"steps={cfg.controls[sw.control]}",
-                           f"m={m}", f"decode_steps={t}", f"out={out}/runs/sweep-{m}-{t}"]
-            s = run_one(ov, cfg.threads)
-            rows.append({"table": "sweep", "control": sw.control, **_row(s)})
-            print(json.dumps(rows[-1]), flush=True)
-    _speedups(rows)
-    meta = {"machine": platform.machine(), "threads": cfg.threads, "batch": cfg.batch,
-            "wall_minutes": round((time.time() - t0) / 60, 1), "config": OmegaConf.to_container(cfg)}
-    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "results.md").write_text(_markdown(rows, meta))
+            record("sweep", sw.control, [f"method={sw.method}", f"steps={cfg.controls[sw.control]}", f"m={m}",
+                                         f"decode_steps={t}", f"out={out}/runs/sweep-{m}-{t}"])
+    if not args.no_domains:
+        dm = cfg.domains
+        for control in dm.controls:
+            if args.only and control not in args.only:
+                continue
+            record("domain", control, [f"method={dm.method}", f"steps={cfg.controls[control]}", f"m={cfg.m}",
+                                       f"decode_steps={cfg.decode_steps}", "controls.0.domain=audio",
+                                       f"out={out}/runs/{control}-audio"])
     print((out / "results.md").read_text())
     return 0
 
 
+def _write(out: Path, rows: list[dict], meta: dict) -> None:
+    _speedups(rows)
+    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    (out / "results.md").write_text(_markdown(rows, meta))
+
+
 def _row(s: dict) -> dict:
     key, value = _metric(s)
-    return {"method": s["method"], "K": s["K"], "M": s["M"], "T": s["T"], "seconds_per_item": s["seconds_per_item"],
+    return {"method": s["method"], "domain": s.get("domains", ["mel"])[0], "K": s["K"], "M": s["M"], "T": s["T"], "seconds_per_item": s["seconds_per_item"],
             "optimize_s": s["optimize_s"], "decode_s": round(s["decode_s"] + s["vocode_s"], 3),
             "peak_rss_mb": s["peak_rss_mb"], "metric": key, "value": round(value, 4),
             "loss_start": round(s["loss_start"], 4), "loss_end": round(s["loss_end"], 4)}
@@ -116,11 +133,12 @@ def _speedups(rows: list[dict]) -> None:
 
 
 def _markdown(rows: list[dict], meta: dict) -> str:
-    cols = ["control", "method", "K", "M", "T", "seconds_per_item", "optimize_s", "decode_s", "speedup_vs_ditto",
+    cols = ["control", "method", "domain", "K", "M", "T", "seconds_per_item", "optimize_s", "decode_s", "speedup_vs_ditto",
             "peak_rss_mb", "metric", "value", "loss_start", "loss_end"]
     lines = [f"# ITO benchmark ({meta['machine']}, {meta['threads']} threads, batch {meta['batch']}, "
-             f"{meta['wall_minutes']} min)", ""]
-    for table, title in (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Table 2: (M, T) sweep")):
+             f"{meta.get('wall_minutes', 0)} min)", ""]
+    for table, title in (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Table 2: (M, T) sweep"),
+                         ("domain", "Control features on vocoded audio (compare the mel-domain CTM rows of Table 1)")):
         sel = [r for r in rows if r["table"] == table]
         if not sel:
             continue

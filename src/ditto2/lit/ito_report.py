@@ -124,7 +124,8 @@ class ControlReport(pl.Callback):
             items.append(record["metrics"])
         total = module.timing["optimize_s"] + module.timing["decode_s"] + vocode_s
         self.summary = {
-            "method": cfg.method, "controls": [c.name for c in cfg.controls], "batch": b, "K": cfg.steps,
+            "method": cfg.method, "controls": [c.name for c in cfg.controls],
+            "domains": [c.domain for c in cfg.controls], "batch": b, "K": cfg.steps,
             "M": cfg.m, "T": cfg.base_steps if cfg.method == "ditto" else cfg.decode_steps,
             "gamma": cfg.gamma, "w": cfg.w, "optimize_s": round(module.timing["optimize_s"], 3),
             "decode_s": round(module.timing["decode_s"], 3), "vocode_s": round(vocode_s, 3),

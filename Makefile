@@ -11,7 +11,7 @@ SHARDS ?= data/shards/debian-$(PRESET)
 DEMO_SHARDS ?= data/shards/demo-$(PRESET)
 DEMO_PACKAGES ?= wesnoth-1.16-music nexuiz-music singularity-music
 
-.PHONY: install test demo shards shards-synth bench-data bench-ito pretrain export-teacher distill-cm distill-ctm export-students ito clean
+.PHONY: install test demo shards shards-synth bench-data bench-ito pretrain export-teacher distill-cm distill-ctm export-students bench-distill ito clean
 
 $(BIN)/.stamp-install: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,6 +51,10 @@ distill-cm distill-ctm: distill-%: install
 export-students: install
 	$(BIN)/ditto2 export lightning_logs/distill-cm-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/cm
 	$(BIN)/ditto2 export lightning_logs/distill-ctm-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/ctm
+
+# Students vs the teacher's 20-step output on 64 fixed noises -> results/bench-distill/
+bench-distill: install
+	$(BIN)/python -m ditto2.bench.distill $(ARGS)
 
 # One ITO run: make ito CONTROL=melody ARGS="method=ditto batch=2"
 CONTROL ?= intensity

@@ -32,10 +32,16 @@ def _shards(args) -> int:
             raise SystemExit(str(e))
     if not tracks:
         raise SystemExit(f"no audio found for source {args.source}")
+    reuse = None
+    if args.held_out_of:
+        from ditto2.audio.mel import MelConfig
+
+        reuse = json.loads(open(args.held_out_of.removesuffix(".json") + ".json").read())["data"]
+        cfg.check_matches(MelConfig.from_dict(reuse["mel"]), what=f"model {args.held_out_of}")
     opts = ShardOptions(clip_hop_s=args.clip_hop, silence_db=args.silence_db, shard_size=args.shard_size,
                         val_frac=args.val_frac, test_frac=args.test_frac, split_seed=args.seed)
     summary = build_shards(tracks, args.out, cfg, opts, workers=args.workers, prior_skipped=skipped,
-                           source=args.source)
+                           source=args.source, reuse=reuse)
     for split, s in summary["splits"].items():
         print(f"{split:5s}: {s['n_tracks']:4d} tracks  {s['n_clips']:6d} clips  {s['hours_audio']:.3f} h audio")
     print(f"skipped {len(summary['skipped'])} files (reasons in {args.out}/skipped.tsv)")
@@ -88,6 +94,8 @@ def _add_shards(sub) -> None:
     p.add_argument("--test-frac", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--held-out-of", metavar="BUNDLE",
+                   help="only the tracks this model bundle never trained on, with its statistics and tags")
     p.set_defaults(fn=_shards)
 
 
@@ -103,7 +111,7 @@ def _add_vocode(sub) -> None:
 def _export(args) -> int:
     from ditto2.lit.bundle import checkpoint_to_bundle
 
-    path = checkpoint_to_bundle(args.checkpoint, args.out)
+    path = checkpoint_to_bundle(args.checkpoint, args.out, shards=args.shards)
     print(f"wrote {path}.safetensors and {path}.json")
     return 0
 
@@ -138,6 +146,8 @@ def _add_model_commands(sub) -> None:
     p = sub.add_parser("export", help="export a checkpoint's (EMA) weights as safetensors + JSON config")
     p.add_argument("checkpoint")
     p.add_argument("out", help="output path without extension, e.g. checkpoints/tiny/teacher")
+    p.add_argument("--shards", help="shard dir the model was trained on: records its held-out tracks "
+                                    "when the checkpoint predates that field")
     p.set_defaults(fn=_export)
     p = sub.add_parser("sample", help="generate mels + audio from a model bundle or checkpoint")
     p.add_argument("--model", required=True, help="bundle path (no extension) or .ckpt")

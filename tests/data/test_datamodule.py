@@ -65,3 +65,27 @@ def test_each_ddp_rank_reads_its_own_part(shard_dir):
 def test_missing_index_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="ditto2 shards"):
         MelShardDataModule(str(tmp_path))
+
+
+def test_held_out_build_uses_the_models_contract(audio_folder, shard_dir, tmp_path):
+    """Clips for evaluating a model: only its held-out tracks, its statistics, its tag ids."""
+    import json
+
+    dm = MelShardDataModule(str(shard_dir))
+    info = dm.data_info()
+    assert info["held_out"]["test"] and info["held_out"]["val"]
+    tracks, _ = folder_tracks(str(audio_folder["root"]), str(audio_folder["root"] / "tags.csv"))
+    build_shards(tracks, tmp_path / "eval", mel_preset("tiny"), ShardOptions(shard_size=3), progress=False, reuse=info)
+    ev = MelShardDataModule(str(tmp_path / "eval"))
+    assert ev.index["splits"]["train"]["n_clips"] == 0
+    held = set(info["held_out"]["test"]) | set(info["held_out"]["val"])
+    clips = [json.loads(l) for l in open(tmp_path / "eval" / "clips.jsonl")]
+    assert {c["track_id"] for c in clips} == held and all(c["split"] == "test" for c in clips)
+    assert ev.index["stats"] == info["stats"] and ev.index["vocab"] == info["vocab"]
+    # the same clip has the same normalized mel as in the model's own shards
+    ev.setup(); dm.setup()
+    a = {ev.datasets["test"][i]["clip_id"]: ev.datasets["test"][i]["mel"] for i in range(len(ev.datasets["test"]))}
+    for split in ("val", "test"):
+        ds = dm.datasets[split]
+        for i in range(len(ds)):
+            assert torch.equal(a[ds[i]["clip_id"]], ds[i]["mel"])

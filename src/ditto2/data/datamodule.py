@@ -23,6 +23,16 @@ def read_index(root: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def held_out_tracks(root: str | Path) -> dict[str, list[str]]:
+    """Track ids of the val and test splits: what a model trained on these shards never saw."""
+    out: dict[str, set] = {"val": set(), "test": set()}
+    with open(Path(root) / "clips.jsonl") as f:
+        for c in map(json.loads, f):
+            if c["split"] in out:
+                out[c["split"]].add(c["track_id"])
+    return {k: sorted(v) for k, v in out.items()}
+
+
 class MelShardDataset(Dataset):
     """Clips of one split. Items: mel (1, n_mels, frames) float32, tags (n_fields,) long, caption str,
     clip_id str, and any exact labels the source provided (e.g. melody (frames,) for synth)."""
@@ -92,7 +102,8 @@ class MelShardDataModule(pl.LightningDataModule):
 
     def data_info(self) -> dict:
         """What a model must carry to read and write this data (see ditto2.lit.bundle)."""
-        return {"mel": self.mel_config.to_dict(), "stats": self.normalizer.to_dict(), "vocab": self.vocab.to_dict()}
+        return {"mel": self.mel_config.to_dict(), "stats": self.normalizer.to_dict(), "vocab": self.vocab.to_dict(),
+                "held_out": held_out_tracks(self.hparams.root)}
 
     @property
     def tag_vocab_sizes(self) -> list[int]:

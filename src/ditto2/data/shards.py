@@ -160,8 +160,21 @@ def build_shards(
     prior_skipped: Sequence[tuple[str, str]] = (),
     source: str = "",
     progress: bool = True,
+    reuse: Optional[dict] = None,
 ) -> dict:
-    """Build (or resume) the shard set in ``out_dir``; returns the summary written to report.json."""
+    """Build (or resume) the shard set in ``out_dir``; returns the summary written to report.json.
+
+    ``reuse`` = a model's data contract (``{"stats", "vocab", "held_out"}``, as in a model bundle):
+    only the tracks that model never trained on are built, all into the "test" split, normalized
+    with the model's statistics and encoded with its tag vocabulary — clips for evaluating it.
+    """
+    if reuse is not None:
+        held = set(reuse.get("held_out", {}).get("test", [])) | set(reuse.get("held_out", {}).get("val", []))
+        if not held:
+            raise ValueError("the model's data contract lists no held-out tracks (export it with --shards)")
+        tracks = [t for t in tracks if t.track_id in held]
+        if not tracks:
+            raise ValueError("none of the model's held-out tracks are in this source")
     t0 = time.time()
     out, work = Path(out_dir), Path(out_dir) / ".work"
     work.mkdir(parents=True, exist_ok=True)
@@ -190,7 +203,7 @@ def build_shards(
     # failures are not cached: a rerun tries them again (and reports them again)
     skipped += [{"file": by_id[tid].source_file, "reason": r} for tid, r in failed.items()]
     good = [t for t in tracks if t.track_id not in failed and _cache_path(work, t.track_id).exists()]
-    summary = _write_dataset(good, out, work, cfg, opts, skipped, source, progress)
+    summary = _write_dataset(good, out, work, cfg, opts, skipped, source, progress, reuse)
     summary["seconds_wall"] = round(time.time() - t0, 2)
     summary["tracks_processed_this_run"] = len(todo)
     _atomic_write_text(json.dumps(summary, indent=1, sort_keys=True), out / "report.json")
@@ -230,11 +243,8 @@ def _read_meta(path: Path) -> dict:
         return json.loads(f.metadata()["meta"])
 
 
-def _write_dataset(tracks, out: Path, work: Path, cfg, opts, skipped, source, progress) -> dict:
-    """Streams track caches into shards; memory holds one shard and one track at a time."""
-    splits = assign_splits([t.track_id for t in tracks], opts.val_frac, opts.test_frac, opts.split_seed)
-    metas = {t.track_id: _read_meta(_cache_path(work, t.track_id)) for t in tracks}
-    # statistics over every train-split log-mel value, accumulated in float64
+def _train_statistics(tracks, splits, work: Path, target_std: float) -> MelNormalizer:
+    """Mean / std over every train-split log-mel value, accumulated in float64."""
     total, total_sq, count = 0.0, 0.0, 0
     for t in tracks:
         if splits[t.track_id] == "train":
@@ -243,15 +253,27 @@ def _write_dataset(tracks, out: Path, work: Path, cfg, opts, skipped, source, pr
     if count == 0:
         raise ValueError("no usable clips in the train split; see the skip report")
     mean = total / count
-    normalizer = MelNormalizer(float(mean), float(math.sqrt(max(total_sq / count - mean**2, 1e-12))), opts.target_std)
-    vocab = TagVocab.build(m["tags"] for m in metas.values())
+    return MelNormalizer(float(mean), float(math.sqrt(max(total_sq / count - mean**2, 1e-12))), target_std)
+
+
+def _write_dataset(tracks, out: Path, work: Path, cfg, opts, skipped, source, progress, reuse=None) -> dict:
+    """Streams track caches into shards; memory holds one shard and one track at a time."""
+    metas = {t.track_id: _read_meta(_cache_path(work, t.track_id)) for t in tracks}
+    if reuse is None:
+        splits = assign_splits([t.track_id for t in tracks], opts.val_frac, opts.test_frac, opts.split_seed)
+        normalizer = _train_statistics(tracks, splits, work, opts.target_std)
+        vocab = TagVocab.build(m["tags"] for m in metas.values())
+    else:
+        splits = {t.track_id: "test" for t in tracks}
+        normalizer, vocab = MelNormalizer.from_dict(reuse["stats"]), TagVocab.from_dict(reuse["vocab"])
     label_names = sorted({k for m in metas.values() for k in m.get("labels", [])})
     label_names = [k for k in label_names if all(k in m.get("labels", []) for m in metas.values())]
 
     shards_dir = out / "shards"
     shards_dir.mkdir(exist_ok=True)
     index = {"version": INDEX_VERSION, "source": source, "mel": cfg.to_dict(), "stats": normalizer.to_dict(),
-             "options": opts.__dict__, "vocab": vocab.to_dict(), "labels": label_names, "splits": {}}
+             "options": opts.__dict__, "vocab": vocab.to_dict(), "labels": label_names, "splits": {},
+             "reused_model_contract": reuse is not None}
     clip_rows, written = [], set()
     bar = tqdm(total=len(tracks), desc="write shards", unit="track", disable=not progress)
     for split in SPLITS:

@@ -72,7 +72,7 @@ def unet_config_to_dict(cfg: UNetConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def checkpoint_to_bundle(ckpt_path: str | Path, out: str | Path) -> Path:
+def checkpoint_to_bundle(ckpt_path: str | Path, out: str | Path, shards: str | None = None) -> Path:
     """Export the weights of a ditto2 Lightning checkpoint. With EMAWeightAveraging in the run, the
     checkpoint's state_dict holds the EMA weights, so those are what is exported."""
     import pytorch_lightning as pl
@@ -85,4 +85,11 @@ def checkpoint_to_bundle(ckpt_path: str | Path, out: str | Path) -> Path:
     cls = getattr(__import__(mod_name, fromlist=[cls_name]), cls_name)
     module: pl.LightningModule = cls.load_from_checkpoint(str(ckpt_path), map_location="cpu")
     meta = {**module.bundle_meta(), "source_checkpoint": str(ckpt_path), "global_step": ckpt.get("global_step")}
+    if shards and "held_out" not in meta["data"]:
+        from ditto2.data.datamodule import MelShardDataModule
+
+        dm = MelShardDataModule(shards)
+        if dm.data_info()["stats"] != meta["data"]["stats"]:
+            raise ValueError(f"{shards} is not the shard set this model was trained on (other statistics)")
+        meta["data"] = {**meta["data"], "held_out": dm.data_info()["held_out"]}
     return save_bundle(out, module.exported_model(), meta)

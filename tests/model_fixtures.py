@@ -70,3 +70,20 @@ def student_bundles(synth_tiny, teacher_tiny, tmp_path_factory):
         m = cls(teacher=str(teacher_tiny), data_info=info)
         paths[kind] = save_bundle(out / kind, m.exported_model(), m.bundle_meta())
     return paths
+
+
+@pytest.fixture(scope="session")
+def clap_bundle(synth_tiny, tmp_path_factory):
+    """A tiny untrained in-domain CLAP (real MiniLM text tower) for the synth shards' contract."""
+    import os
+
+    import torch
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from ditto2.clap.indomain import InDomainClapModule, save_clap_bundle
+    from ditto2.data.datamodule import MelShardDataModule
+
+    info = MelShardDataModule(str(synth_tiny)).data_info()
+    torch.manual_seed(0)
+    module = InDomainClapModule(info, embed_dim=16, channels=(4, 8))
+    return save_clap_bundle(tmp_path_factory.mktemp("clap") / "clap", module, info)

@@ -97,3 +97,13 @@ def test_bad_targets_and_configs_fail_before_compute(synth_tiny, teacher_tiny, s
     cfg = config(synth_tiny, teacher_tiny, student_bundles, tmp_path, decode_steps=25)
     with pytest.raises(ValueError, match="steps must be in"):
         run_ito(cfg)
+
+
+def test_text_control_with_reference_tags_and_clap_scores(synth_tiny, teacher_tiny, student_bundles, clap_bundle, tmp_path):
+    cfg = config(synth_tiny, teacher_tiny, student_bundles, tmp_path, "text", tags="reference", clap=str(clap_bundle))
+    cfg.controls[0].kwargs = {"embedder": str(clap_bundle)}
+    summary = run_ito(cfg)
+    assert summary["loss_end"] < summary["loss_start"], summary
+    item = json.loads((tmp_path / "item_00" / "result.json").read_text())
+    assert -1 <= item["metrics"]["clap_score"] <= 1 and "text_clap_cosine" in item["metrics"]
+    assert item["caption"].endswith("beats per minute.") and item["targets"]["text"].startswith("caption: ")

@@ -42,7 +42,9 @@ class ITOConfig:
     ctm: str = "checkpoints/tiny/ctm"
     controls: list = field(default_factory=lambda: [ControlSpec()])
     shards: Optional[str] = "data/shards/debian-tiny"  # held-out clips for targets / references
-    tags: dict = field(default_factory=dict)  # e.g. {genre: orchestral, mood: epic}; {} = null tags
+    # e.g. {genre: orchestral, mood: epic}; {} = null tags; "reference" = each held-out clip's own tags
+    tags: Any = field(default_factory=dict)
+    clap: Optional[str] = None  # in-domain CLAP bundle: CLAP score of each item vs its caption
     w: float = 2.0
     steps: int = 70  # K
     lr: float = 5e-3
@@ -79,9 +81,14 @@ def load_config(path: Optional[str], overrides: list[str] = ()) -> ITOConfig:
     return cfg
 
 
-def build_surrogate(cfg: ITOConfig, tags_dict: dict):
+def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None):
     gen = load_generator(cfg.teacher)
-    tags = gen.encode_tags(tags_dict, 1)
+    if tags_spec == "reference":
+        if not clips:
+            raise ValueError("tags: reference needs held-out clips (shards)")
+        tags = torch.tensor([c["tag_ids"] for c in clips], dtype=torch.long)
+    else:
+        tags = gen.encode_tags(dict(tags_spec), 1)
     if cfg.method == "ditto":
         return BaseModelSurrogate(gen.denoiser, tags, cfg.w, steps=cfg.base_steps), gen
     student, meta = load_bundle(cfg.cm if cfg.method == "ditto2-cm" else cfg.ctm)
@@ -90,36 +97,56 @@ def build_surrogate(cfg: ITOConfig, tags_dict: dict):
     return StudentSurrogate(student, tags, cfg.w, cfg.decode_steps, cfg.gamma, meta.get("grid_steps", 20), cfg.seed), gen
 
 
-def build_control_and_targets(cfg: ITOConfig, ctx: MelContext):
+def reference_clips(cfg: ITOConfig):
+    """Held-out clips (mels + index rows) when the config uses them, else (None, None)."""
+    if cfg.shards and (cfg.tags == "reference" or any(c.name in NEEDS_REFERENCES or c.name in ("intensity", "text")
+                                                      or c.source == "reference" for c in cfg.controls)):
+        return held_out_clips(cfg.shards, cfg.batch, cfg.seed)
+    return None, None
+
+
+def build_control_and_targets(cfg: ITOConfig, ctx: MelContext, refs=None, clips=None):
     """Every target is built and checked here, before the optimizer takes a step."""
-    refs = None
-    if cfg.shards and any(c.name in NEEDS_REFERENCES or c.name in ("intensity",) or c.source == "reference"
-                          for c in cfg.controls):
-        refs, _ = held_out_clips(cfg.shards, cfg.batch, cfg.seed)
     terms, target_sets = [], []
     for spec in cfg.controls:
-        control = build_control(spec.name, ctx, domain=spec.domain, **spec.kwargs)
+        kwargs = dict(spec.kwargs)
+        target_kw = {k: kwargs.pop(k) for k in ("captions",) if k in kwargs}
+        if spec.name not in BUILDERS:
+            raise ValueError(f"unknown control {spec.name!r}; choose one of {sorted(BUILDERS)}")
+        control = build_control(spec.name, ctx, domain=spec.domain, **kwargs)
         builder = BUILDERS[spec.name]
         kw = {"source": spec.source} if spec.source else {}
+        if spec.name == "text":
+            kw.update(target_kw, clips=clips)
         ts = builder(control, cfg.batch, cfg.seed, refs, **kw)
         terms.append((control, ts.target, spec.weight))
         target_sets.append(ts)
     return CompositeControl(terms, batch_size=cfg.batch), target_sets, refs
 
 
+def item_captions(cfg: ITOConfig, clips: Optional[list]) -> list[str]:
+    """The paper's caption of each item's conditioning tags (for the CLAP score)."""
+    from ditto2.data.tags import caption
+
+    if cfg.tags == "reference":
+        return [c["caption"] for c in clips]
+    return [caption(dict(cfg.tags))] * cfg.batch
+
+
 def run_ito(cfg: ITOConfig) -> dict:
     from ditto2.lit.ito_report import ControlReport
 
     t_setup = time.perf_counter()
-    surrogate, gen = build_surrogate(cfg, cfg.tags)
+    refs, clips = reference_clips(cfg)
+    surrogate, gen = build_surrogate(cfg, cfg.tags, clips)
     ctx = MelContext(gen.mel, gen.normalizer, nnls_iters=cfg.control_nnls_iters)
-    composite, target_sets, refs = build_control_and_targets(cfg, ctx)
+    composite, target_sets, refs = build_control_and_targets(cfg, ctx, refs, clips)
     shape = (cfg.batch, 1, gen.mel.n_mels, gen.mel.frames)
     module = ITOModule(surrogate, composite, shape, steps=cfg.steps, m=cfg.m, lr=cfg.lr,
                        prior_weight=cfg.prior_weight, seed=cfg.seed)
     out = Path(cfg.out)
     logger = pl.loggers.TensorBoardLogger(str(out), name="tb", version="") if cfg.tensorboard else False
-    report = ControlReport(cfg, gen, ctx, target_sets, refs, out)
+    report = ControlReport(cfg, gen, ctx, target_sets, refs, out, captions=item_captions(cfg, clips))
     trainer = pl.Trainer(max_steps=cfg.steps, accelerator="cpu" if not torch.cuda.is_available() else "auto",
                          devices=1, logger=logger, callbacks=[report], enable_checkpointing=False,
                          enable_model_summary=False, enable_progress_bar=cfg.progress_bar,

@@ -33,8 +33,8 @@ class TargetSet:
     extra: dict = field(default_factory=dict)
 
 
-def held_out_clips(shards: str, n: int, seed: int, split: str = "test") -> tuple[torch.Tensor, list[str]]:
-    """n clips of a split, chosen by seed (different tracks first), as normalized mels."""
+def held_out_clips(shards: str, n: int, seed: int, split: str = "test") -> tuple[torch.Tensor, list[dict]]:
+    """n clips of a split, chosen by seed (different tracks first), as normalized mels + their index rows."""
     root = Path(shards)
     with open(root / "clips.jsonl") as f:
         clips = [c for c in map(json.loads, f) if c["split"] == split]
@@ -55,7 +55,7 @@ def held_out_clips(shards: str, n: int, seed: int, split: str = "test") -> tuple
         if c["shard"] not in cache:
             cache[c["shard"]] = load_file(str(root / "shards" / c["shard"]))
         mels.append(torch.from_numpy(cache[c["shard"]]["mel"][c["row"]].astype(np.float32)))
-    return torch.stack(mels), [c["clip_id"] for c in chosen]
+    return torch.stack(mels), chosen
 
 
 def intensity_targets(control: Control, n: int, seed: int, references: Optional[torch.Tensor] = None,
@@ -126,6 +126,20 @@ def painting_targets(control: Control, n: int, seed: int, references: Optional[t
                      [f"{control.name} of held-out clip {i}" for i in range(n)], references)
 
 
+def text_targets(control: Control, n: int, seed: int, references: Optional[torch.Tensor] = None,
+                 source: str = "reference", captions: Optional[list] = None, clips: Optional[list] = None) -> TargetSet:
+    """Captions to move towards: given ones (``captions``), or the held-out clips' own captions."""
+    if source == "caption" or captions:
+        texts = list(captions) if captions else []
+    else:
+        if not clips:
+            raise ValueError("text targets from references need held-out clips (shards)")
+        texts = [c["caption"] for c in clips[:n]]
+    texts = (texts * n)[:n] if texts else texts
+    t = control.check_target(texts, n)
+    return TargetSet(t, texts, [f"caption: {x}" for x in texts], references)
+
+
 BUILDERS = {"intensity": intensity_targets, "melody": melody_targets, "structure": structure_targets,
-            "outpainting": painting_targets, "inpainting": painting_targets}
+            "outpainting": painting_targets, "inpainting": painting_targets, "text": text_targets}
 NEEDS_REFERENCES = {"outpainting", "inpainting"}

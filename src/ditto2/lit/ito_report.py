@@ -17,8 +17,13 @@ from ditto2.metrics import control as M
 from ditto2.viz import plt, save_figure
 
 
-def _metric(name, wave, sr, cfg, normalizer, target, pool):
+def _metric(name, wave, sr, cfg, normalizer, target, pool, control=None):
     hop = cfg.hop_length
+    if name == "text":  # the control's CLAP, but on the decoded audio rather than the mel it optimized
+        with torch.no_grad():
+            a = control.embedder.embed_audio(torch.from_numpy(wave)[None].float(), sr)
+            t = control.embedder.embed_text([target])
+        return "clap_cosine", float((a * t).sum())
     if name == "intensity":
         return "mse_db2", M.intensity_mse(wave, sr, target, hop)
     if name == "melody":
@@ -42,7 +47,11 @@ def _achieved(name, wave, sr, cfg, n, pool):
 
 
 def _plot(name, target, achieved, mel, ref, title):
-    if name in ("intensity", "melody"):
+    if name == "text":
+        fig, ax = plt.subplots(figsize=(7, 2.6))
+        ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=-2, vmax=2)
+        ax.axis("off")
+    elif name in ("intensity", "melody"):
         fig, ax = plt.subplots(figsize=(7, 2.6))
         x = np.arange(len(target))
         if name == "intensity":
@@ -80,9 +89,22 @@ def _plot(name, target, achieved, mel, ref, title):
 
 
 class ControlReport(pl.Callback):
-    def __init__(self, cfg, gen, ctx, target_sets, references, out: Path):
+    def __init__(self, cfg, gen, ctx, target_sets, references, out: Path, captions=None):
         self.cfg, self.gen, self.ctx, self.target_sets, self.refs, self.out = cfg, gen, ctx, target_sets, references, out
+        self.captions = captions
         self.summary: dict = {}
+
+    def clap_scores(self, waves: np.ndarray) -> list:
+        """Cosine between each item's audio and its caption in the configured CLAP (paper §4.3)."""
+        if not self.cfg.clap:
+            return [None] * len(waves)
+        from ditto2.clap.indomain import load_clap
+
+        clap = load_clap(self.cfg.clap)
+        with torch.no_grad():
+            a = clap.embed_audio(torch.from_numpy(waves), self.gen.mel.sample_rate)
+            t = clap.embed_text(list(self.captions))
+        return (a * t).sum(-1).tolist()
 
     def on_train_end(self, trainer, module) -> None:
         cfg, mel_cfg, norm = self.cfg, self.gen.mel, self.gen.normalizer
@@ -93,6 +115,7 @@ class ControlReport(pl.Callback):
         vocode_s = time.perf_counter() - t0
         sr, b = mel_cfg.sample_rate, mel.shape[0]
         history = np.asarray(module.history)  # (K, B)
+        clap = self.clap_scores(waves)
         writer = getattr(trainer.logger, "experiment", None) if trainer.logger else None
         items = []
         for i in range(b):
@@ -101,9 +124,12 @@ class ControlReport(pl.Callback):
             wave = waves[i] / max(1e-6, float(np.abs(waves[i]).max())) * 0.9
             sf.write(item_dir / "ito.wav", wave, sr)
             record = {"loss_per_step": history[:, i].round(6).tolist(), "metrics": {}, "targets": {}}
+            if clap[i] is not None:
+                record["metrics"]["clap_score"] = round(clap[i], 5)
+                record["caption"] = self.captions[i]
             for spec, ts, control in zip(cfg.controls, self.target_sets, module.control.controls):
                 pool = getattr(control, "pool", 1)
-                key, value = _metric(spec.name, waves[i], sr, mel_cfg, norm, ts.metric_target[i], pool)
+                key, value = _metric(spec.name, waves[i], sr, mel_cfg, norm, ts.metric_target[i], pool, control)
                 record["metrics"][f"{spec.name}_{key}"] = round(value, 5)
                 record["targets"][spec.name] = ts.descriptions[i]
                 ach = _achieved(spec.name, waves[i], sr, mel_cfg, mel_cfg.frames, pool)

@@ -9,7 +9,6 @@ TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo tor
 PRESET ?= tiny
 SHARDS ?= data/shards/debian-$(PRESET)
 DEMO_SHARDS ?= data/shards/demo-$(PRESET)
-DEMO_PACKAGES ?= wesnoth-1.16-music nexuiz-music singularity-music
 
 .PHONY: install test demo shards shards-synth bench-data bench-ito pretrain export-teacher distill-cm distill-ctm export-students bench-distill ito clean
 
@@ -69,11 +68,10 @@ bench-ito: install
 bench-data: install
 	$(BIN)/python -m ditto2.bench.data --preset $(PRESET) --out results/bench-data.json
 
-# The main job. For now: build the demo shards from real music and say what is ready.
+# The main job: DITTO vs DITTO-2 for every control on held-out real music, with the committed tiny
+# models. Writes results/demo/ (index.html, README.md, wavs, plots, TensorBoard logs).
 demo: install
-	$(BIN)/ditto2 shards debian-music --out $(DEMO_SHARDS) --preset $(PRESET) --workers 2 \
-		--packages $(DEMO_PACKAGES) --max-tracks-per-package 6
-	$(BIN)/python -m ditto2.demo --shards $(DEMO_SHARDS)
+	$(BIN)/python -m ditto2.demo --models checkpoints/$(PRESET) --shards $(DEMO_SHARDS) $(ARGS)
 
 clean:
 	rm -rf results .pytest_cache

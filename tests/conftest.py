@@ -59,3 +59,6 @@ def audio_folder(tmp_path_factory):
     (root / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip"); bad["broken.zip"] = "unreadable archive"
     (root / "tags.csv").write_text("file,genre,mood,tempo\na.wav,rock,happy,120\nb.flac,folk,sad,\nsub/d.wav,rock,calm,90\n")
     return {"root": root, "good": good, "bad": bad}
+
+
+from model_fixtures import *  # noqa: E402,F401,F403  (synth shards + small model bundles)

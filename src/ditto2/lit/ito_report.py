@@ -158,5 +158,6 @@ class ControlReport(pl.Callback):
             "seconds_per_item": round(total / b, 3), "audio_seconds_per_item": mel_cfg.clip_seconds,
             "loss_start": float(history[0].mean()), "loss_end": float(history[-1].mean()),
             "metrics_mean": {k: round(float(np.mean([m[k] for m in items])), 5) for k in items[0]},
+            "targets": [" + ".join(ts.descriptions[i] for ts in self.target_sets) for i in range(b)],
             "items": items,
         }

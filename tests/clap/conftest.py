@@ -11,13 +11,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # everything loads from local paths; a downl
 from clap_helpers import SMALL, data_info  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 threads contend badly with the background job on a 2-core box
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def clap_module():

@@ -76,7 +76,6 @@ def test_interrupted_build_resumes_to_identical_output(audio_folder, tmp_path):
     class Interrupt(BaseException):
         pass
 
-    calls = {"n": 0}
     victim = tracks[3]
     original = victim.load
 

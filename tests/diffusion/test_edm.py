@@ -11,14 +11,6 @@ SD = 0.5
 SIGMAS = torch.tensor([0.002, 0.1, 0.5, 1.0, 10.0, 80.0], dtype=torch.float64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small ops on a shared 2-core box: OpenMP spin-waiting under contention costs 5-10x.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class Backbone(nn.Module):
     """Any backbone with the UNet signature; records what it was given."""

@@ -10,14 +10,6 @@ SD = 0.5
 X_T = torch.tensor([80.0, -40.0], dtype=torch.float64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small ops on a shared 2-core box: OpenMP spin-waiting under contention costs 5-10x.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def gaussian_denoiser(x, sigma):
     """Exact D(x; σ) for data ~ N(0, σ_d²)."""

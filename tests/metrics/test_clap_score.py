@@ -4,7 +4,6 @@ import torch
 
 from ditto2.metrics.clap_score import CLAPScore
 
-torch.set_num_threads(1)
 
 
 def test_identical_embeddings_score_one_and_range():

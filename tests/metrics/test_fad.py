@@ -6,7 +6,6 @@ import torch
 
 from ditto2.metrics.fad import FrechetAudioDistance, fad_inf, frechet_distance, gaussian_stats
 
-torch.set_num_threads(1)
 D = 8
 
 

@@ -7,14 +7,6 @@ from ditto2.nn.unet import UNet, UNetConfig
 TAGS = [5, 4, 3]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small ops on a shared 2-core box: OpenMP spin-waiting under contention costs 5-10x.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _perturb(net: UNet, skip: tuple[str, ...] = ()) -> None:
     """Random non-zero weights everywhere, so zero-init layers cannot hide a broken path."""

@@ -22,10 +22,7 @@ def _col(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape(-1, *([1] * (like.ndim - 1)))
 
 
-class CMStudent(nn.Module):
-    """G(x, σ, tags, w) = c_skip·x + c_out·F(...) with the boundary condition G(x, σ_min) = x.
-    ``precond`` is a ConsistencyPrecond around a UNet with the w embedding switched on."""
-
+class _Student(nn.Module):
     def __init__(self, precond: EDMPrecond):
         super().__init__()
         self.precond = precond
@@ -33,25 +30,22 @@ class CMStudent(nn.Module):
     @property
     def sigma_min(self) -> float:
         return self.precond.sigma_min
+
+
+class CMStudent(_Student):
+    """G(x, σ, tags, w) = c_skip·x + c_out·F(...) with the boundary condition G(x, σ_min) = x.
+    ``precond`` is a ConsistencyPrecond around a UNet with the w embedding switched on."""
 
     def forward(self, x, sigma, tags, w):
         return self.precond(x, sigma, tags, w=w)
 
 
-class CTMStudent(nn.Module):
+class CTMStudent(_Student):
     """Euler parameterization (CTM App.): G(x_t, t, s) = (s/t)·x_t + (1 − s/t)·g(x_t, t, s).
 
     g is an EDM-preconditioned UNet with w and s embeddings. With both embeddings at zero, g is the
     teacher's denoiser and G is exactly one teacher Euler step from t to s; G(x, t, t) = x always.
     """
-
-    def __init__(self, precond: EDMPrecond):
-        super().__init__()
-        self.precond = precond
-
-    @property
-    def sigma_min(self) -> float:
-        return self.precond.sigma_min
 
     def forward(self, x, t, s, tags, w):
         t_col, s_col = _col(t, x), _col(s, x)

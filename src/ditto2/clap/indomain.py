@@ -285,12 +285,18 @@ class InDomainClapModule(pl.LightningModule):
         self.log("train/temperature", 1 / self.model.scale().detach(), batch_size=n)
         return loss
 
-    def validation_step(self, batch, batch_idx):
+    def validation_step(self, batch, batch_idx, stage: str = "val"):
         loss, audio = self._loss(batch)
-        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["caption"]))
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(batch["caption"]))
         self._val.append((audio.detach(), list(batch["caption"]), batch["tags"].detach()))
 
-    def on_validation_epoch_end(self) -> None:
+    def test_step(self, batch, batch_idx):
+        self.validation_step(batch, batch_idx, stage="test")
+
+    def on_test_epoch_end(self) -> None:
+        self.on_validation_epoch_end(stage="test")
+
+    def on_validation_epoch_end(self, stage: str = "val") -> None:
         # Per-rank retrieval over this rank's clips; under DDP the logged value is the ranks' mean.
         if not self._val:
             return
@@ -308,7 +314,7 @@ class InDomainClapModule(pl.LightningModule):
             text = self.model.embed_text(unique)
         metrics = retrieval_metrics(audio, text, idx, tags, tags[list(first.values())], TAG_FIELDS)
         for k, v in metrics.items():
-            self.log(f"val/{k}", v, sync_dist=True)
+            self.log(f"{stage}/{k}", v, sync_dist=True)
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]

@@ -62,7 +62,7 @@ ito: install
 
 # DITTO vs DITTO-2 per control + the (M, T) sweep -> results/bench-ito/
 bench-ito: install
-	$(BIN)/python -m ditto2.bench.ito $(ARGS)
+	$(BIN)/python -m ditto2.bench.ito --config experiments/bench/ito-$(PRESET).yaml $(ARGS)
 
 # Shard-building speed on real music as a multiple of real time -> results/bench-data.json
 bench-data: install

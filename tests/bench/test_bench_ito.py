@@ -19,5 +19,6 @@ def test_bench_ito_writes_tables(synth_tiny, teacher_tiny, student_bundles, tmp_
     assert rows[-1]["table"] == "domain" and rows[-1]["domain"] == "audio"
     assert rows[0]["speedup_vs_ditto"] == 1.0 and all(r["seconds_per_item"] > 0 for r in rows)
     assert rows[-2]["table"] == "sweep" and rows[-2]["M"] == "adaptive"
+    assert (tmp_path / "out" / "fig4_intensity.png").exists()
     md = (tmp_path / "out" / "results.md").read_text()
     assert "Table 1" in md and "Table 2" in md and md.count("| intensity |") == 5

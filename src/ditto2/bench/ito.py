@@ -104,6 +104,10 @@ def main(argv=None) -> int:
             record("domain", control, [f"method={dm.method}", f"steps={cfg.controls[control]}", f"m={cfg.m}",
                                        f"decode_steps={cfg.decode_steps}", "controls.0.domain=audio",
                                        f"out={out}/runs/{control}-audio"])
+    from ditto2.bench.plots import write_plots
+
+    for png in write_plots(out / "results.json"):
+        print(f"wrote {png}")
     print((out / "results.md").read_text())
     return 0
 

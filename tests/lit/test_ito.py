@@ -107,3 +107,22 @@ def test_text_control_with_reference_tags_and_clap_scores(synth_tiny, teacher_ti
     item = json.loads((tmp_path / "item_00" / "result.json").read_text())
     assert -1 <= item["metrics"]["clap_score"] <= 1 and "text_clap_cosine" in item["metrics"]
     assert item["caption"].endswith("beats per minute.") and item["targets"]["text"].startswith("caption: ")
+
+
+@pytest.mark.parametrize("path", sorted(__import__("pathlib").Path("experiments/ito").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_ito_yaml_parses_and_names_known_controls(path):
+    from ditto2.ito.targets import BUILDERS
+
+    cfg = load_config(str(path))
+    assert cfg.controls and all(c.name in BUILDERS for c in cfg.controls)
+
+
+def test_bench_yamls_only_use_known_keys():
+    from omegaconf import OmegaConf
+
+    from ditto2.bench.ito import DEFAULTS
+
+    for path in __import__("pathlib").Path("experiments/bench").glob("ito-*.yaml"):
+        cfg = OmegaConf.load(path)
+        assert set(cfg) <= set(DEFAULTS), path
+        assert set(cfg.controls) <= {"intensity", "melody", "structure", "outpainting", "inpainting", "text"}

@@ -36,7 +36,8 @@ def figure_to_array(fig) -> np.ndarray:
     return img
 
 
-def save_figure(fig, path: str | Path) -> None:
+def save_figure(fig, path: str | Path, close: bool = True) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    if close:
+        plt.close(fig)

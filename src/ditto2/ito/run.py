@@ -45,8 +45,11 @@ class ITOConfig:
     # e.g. {genre: orchestral, mood: epic}; {} = null tags; "reference" = each held-out clip's own tags
     tags: Any = field(default_factory=dict)
     clap: Optional[str] = None  # in-domain CLAP bundle: CLAP score of each item vs its caption
+    # held-out test clips for the FAD reference set (an int, or "all"); 0 = no FAD. FAD needs more
+    # generations (batch) than CLAP dimensions; `ditto2 bench` pools runs for it.
+    fad_reference: Any = 0
     w: float = 2.0
-    steps: int = 70  # K
+    steps: int = 70  # K; 0 = no optimization: decode the initial noise (plain sampling)
     lr: float = 5e-3
     m: Any = 1  # surrogate steps while optimizing: int or "adaptive"
     decode_steps: int = 2  # T for students; the DITTO baseline always uses base_steps
@@ -61,6 +64,8 @@ class ITOConfig:
     control_nnls_iters: int = 0
     gradient_clip: Optional[float] = None
     out: str = "results/ito/run"
+    report_items: int = 16  # items that get wav + plots + TensorBoard entries (all are graded)
+    device: str = "auto"  # auto | cpu | cuda
     tensorboard: bool = True
     progress_bar: bool = False
 
@@ -76,8 +81,14 @@ def load_config(path: Optional[str], overrides: list[str] = ()) -> ITOConfig:
     cfg: ITOConfig = OmegaConf.to_object(merged)
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
-    if cfg.steps < 1 or cfg.batch < 1:
-        raise ValueError("steps (K) and batch must be >= 1")
+    if cfg.steps < 0 or cfg.batch < 1:
+        raise ValueError("steps (K) must be >= 0 and batch >= 1")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
+    if cfg.fad_reference and (not cfg.clap or not cfg.shards):
+        raise ValueError("fad_reference needs clap (the embedding) and shards (the held-out clips)")
+    if cfg.fad_reference not in (0, None, "all") and not (isinstance(cfg.fad_reference, int) and cfg.fad_reference >= 2):
+        raise ValueError(f"fad_reference must be 0, 'all' or a clip count >= 2, got {cfg.fad_reference!r}")
     return cfg
 
 
@@ -86,7 +97,8 @@ def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None):
     if tags_spec == "reference":
         if not clips:
             raise ValueError("tags: reference needs held-out clips (shards)")
-        tags = torch.tensor([c["tag_ids"] for c in clips], dtype=torch.long)
+        # encoded by value with the model's own vocabulary: the shards' ids may come from another vocabulary
+        tags = torch.tensor([gen.vocab.encode(c["tags"]) for c in clips], dtype=torch.long)
     else:
         tags = gen.encode_tags(dict(tags_spec), 1)
     if cfg.method == "ditto":
@@ -147,12 +159,19 @@ def run_ito(cfg: ITOConfig) -> dict:
     out = Path(cfg.out)
     logger = pl.loggers.TensorBoardLogger(str(out), name="tb", version="") if cfg.tensorboard else False
     report = ControlReport(cfg, gen, ctx, target_sets, refs, out, captions=item_captions(cfg, clips))
-    trainer = pl.Trainer(max_steps=cfg.steps, accelerator="cpu" if not torch.cuda.is_available() else "auto",
-                         devices=1, logger=logger, callbacks=[report], enable_checkpointing=False,
-                         enable_model_summary=False, enable_progress_bar=cfg.progress_bar,
-                         gradient_clip_val=cfg.gradient_clip, log_every_n_steps=1, num_sanity_val_steps=0)
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     setup_s = time.perf_counter() - t_setup
-    trainer.fit(module)
+    if cfg.steps == 0:  # plain sampling from the initial noise, graded like an optimized run
+        module = module.to("cuda" if use_cuda else "cpu")
+        with torch.no_grad():
+            module.history.append(module.objective(module.z, 1).cpu().tolist())
+        report.finalize(module, logger.experiment if logger else None)
+    else:
+        trainer = pl.Trainer(max_steps=cfg.steps, accelerator="gpu" if use_cuda else "cpu",
+                             devices=1, logger=logger, callbacks=[report], enable_checkpointing=False,
+                             enable_model_summary=False, enable_progress_bar=cfg.progress_bar,
+                             gradient_clip_val=cfg.gradient_clip, log_every_n_steps=1, num_sanity_val_steps=0)
+        trainer.fit(module)
     summary = report.summary
     summary["setup_s"] = round(setup_s, 3)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -7,17 +7,15 @@ target came from) and a short description per item.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file
 
 from ditto2.controls import PaintingTarget, form_ssm, intensity_curve
 from ditto2.controls.base import Control, ControlTargetError
+from ditto2.data.heldout import held_out_clips  # noqa: F401  (re-exported: targets come from held-out clips)
 
 INTENSITY_CURVES = [(k, d, delta) for delta in (6, 9, 12, 15) for k in ("linear", "tanh", "cosine")
                     for d in ("rising", "falling")]
@@ -31,31 +29,6 @@ class TargetSet:
     descriptions: list[str]
     references: Optional[torch.Tensor] = None  # (B, 1, n_mels, frames) normalized, when used
     extra: dict = field(default_factory=dict)
-
-
-def held_out_clips(shards: str, n: int, seed: int, split: str = "test") -> tuple[torch.Tensor, list[dict]]:
-    """n clips of a split, chosen by seed (different tracks first), as normalized mels + their index rows."""
-    root = Path(shards)
-    with open(root / "clips.jsonl") as f:
-        clips = [c for c in map(json.loads, f) if c["split"] == split]
-    if len(clips) < n:
-        raise ValueError(f"{shards} has {len(clips)} {split} clips; {n} needed")
-    rng = np.random.default_rng(seed)
-    by_track: dict[str, list] = {}
-    for c in clips:
-        by_track.setdefault(c["track_id"], []).append(c)
-    tracks = sorted(by_track)
-    rng.shuffle(tracks)
-    order = [by_track[t][rng.integers(len(by_track[t]))] for t in tracks]
-    order += [c for c in clips if c not in order]
-    chosen = order[:n]
-    cache: dict[str, dict] = {}
-    mels = []
-    for c in chosen:
-        if c["shard"] not in cache:
-            cache[c["shard"]] = load_file(str(root / "shards" / c["shard"]))
-        mels.append(torch.from_numpy(cache[c["shard"]]["mel"][c["row"]].astype(np.float32)))
-    return torch.stack(mels), chosen
 
 
 def intensity_targets(control: Control, n: int, seed: int, references: Optional[torch.Tensor] = None,

@@ -27,7 +27,7 @@ class ITOModule(pl.LightningModule):
             init_noise = torch.randn(noise_shape, generator=torch.Generator().manual_seed(seed))
         self.z = nn.Parameter(init_noise.clone())
         self.history: list[list[float]] = []  # per step, per item loss
-        self.timing = {"optimize_s": 0.0, "decode_s": 0.0}
+        self.timing = {"optimize_s": 0.0, "decode_s": 0.0, "step_s": []}  # step_s: wall time of each Adam step
         self._t0 = 0.0
 
     def train_dataloader(self):
@@ -54,12 +54,17 @@ class ITOModule(pl.LightningModule):
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        # updated every step (not at train end: callbacks' on_train_end, which decode, run first)
-        self.timing["optimize_s"] = time.perf_counter() - self._t0
+        # updated every step (not at train end: callbacks' on_train_end, which decode, run first); the
+        # per-item loss read in training_step has synchronized the device already
+        now = time.perf_counter() - self._t0
+        self.timing["step_s"].append(now - self.timing["optimize_s"])
+        self.timing["optimize_s"] = now
 
     @torch.no_grad()
     def decode(self) -> torch.Tensor:
         t0 = time.perf_counter()
         mel = self.surrogate.decode(self.z.detach())
+        if mel.is_cuda:
+            torch.cuda.synchronize(mel.device)
         self.timing["decode_s"] = time.perf_counter() - t0
         return mel

@@ -20,9 +20,10 @@ from ditto2.viz import plt, save_figure
 def _metric(name, wave, sr, cfg, normalizer, target, pool, control=None):
     hop = cfg.hop_length
     if name == "text":  # the control's CLAP, but on the decoded audio rather than the mel it optimized
+        device = next(control.embedder.parameters()).device
         with torch.no_grad():
-            a = control.embedder.embed_audio(torch.from_numpy(wave)[None].float(), sr)
-            t = control.embedder.embed_text([target])
+            a = control.embedder.embed_audio(torch.from_numpy(wave)[None].float().to(device), sr)
+            t = control.embedder.embed_text([target]).to(a)
         return "clap_cosine", float((a * t).sum())
     if name == "intensity":
         return "mse_db2", M.intensity_mse(wave, sr, target, hop)
@@ -89,49 +90,94 @@ def _plot(name, target, achieved, mel, ref, title):
 
 
 class ControlReport(pl.Callback):
+    """End-of-run report of one ITO run: every item is decoded, vocoded and graded (control metric,
+    CLAP score, and FAD of the batch against held-out clips when the batch is larger than the CLAP
+    embedding); the first ``cfg.report_items`` items also get wav + plot files and TensorBoard
+    entries. ``finalize`` does the work, so a run with K = 0 (plain sampling) reports the same way."""
+
     def __init__(self, cfg, gen, ctx, target_sets, references, out: Path, captions=None):
         self.cfg, self.gen, self.ctx, self.target_sets, self.refs, self.out = cfg, gen, ctx, target_sets, references, out
         self.captions = captions
         self.summary: dict = {}
 
-    def clap_scores(self, waves: np.ndarray) -> list:
-        """Cosine between each item's audio and its caption in the configured CLAP (paper §4.3)."""
+    def on_train_end(self, trainer, module) -> None:
+        self.finalize(module, getattr(trainer.logger, "experiment", None) if trainer.logger else None)
+
+    def clap_embeddings(self, waves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(audio (B, D), caption text (B, D)) embeddings in the configured CLAP, or None."""
         if not self.cfg.clap:
-            return [None] * len(waves)
+            return None
         from ditto2.clap.indomain import load_clap
 
-        clap = load_clap(self.cfg.clap)
+        clap = load_clap(self.cfg.clap).to(waves.device)
         with torch.no_grad():
-            a = clap.embed_audio(torch.from_numpy(waves), self.gen.mel.sample_rate)
-            t = clap.embed_text(list(self.captions))
-        return (a * t).sum(-1).tolist()
+            a = torch.cat([clap.embed_audio(waves[i : i + 64], self.gen.mel.sample_rate)
+                           for i in range(0, waves.shape[0], 64)])
+            t = clap.embed_text(list(self.captions)).to(a)
+        return a.float().cpu(), t.float().cpu()
 
-    def on_train_end(self, trainer, module) -> None:
+    def fad(self, audio_emb: torch.Tensor, device) -> tuple[float | None, str]:
+        """FAD of this batch against ``cfg.fad_reference`` held-out clips (paper §4.3)."""
+        cfg = self.cfg
+        if not (cfg.fad_reference and cfg.shards):
+            return None, "off (set fad_reference and shards)"
+        from ditto2.metrics.fad import FrechetAudioDistance
+        from ditto2.metrics.reference import reference_embeddings
+
+        n_ref = None if cfg.fad_reference == "all" else int(cfg.fad_reference)
+        ref = reference_embeddings(cfg.shards, cfg.clap, n_ref, device=device, progress=False)
+        dim = audio_emb.shape[1]
+        if audio_emb.shape[0] <= dim or ref.shape[0] <= dim:
+            return None, (f"needs more than {dim} generations and reference clips (CLAP dim); have "
+                          f"{audio_emb.shape[0]} and {ref.shape[0]}: pool runs (ditto2 bench) for FAD")
+        metric = FrechetAudioDistance(dim)
+        metric.update(ref, real=True)
+        metric.update(audio_emb, real=False)
+        return float(metric.compute()), f"{audio_emb.shape[0]} generations vs {ref.shape[0]} held-out clips"
+
+    def finalize(self, module, writer=None) -> None:
+        from safetensors.torch import save_file
+
         cfg, mel_cfg, norm = self.cfg, self.gen.mel, self.gen.normalizer
-        mel = module.decode().cpu()
+        device = module.z.device
+        mel = module.decode()
         t0 = time.perf_counter()
         with torch.no_grad():
-            waves = GriffinLimVocoder(mel_cfg, norm)(mel).numpy()
+            wave_t = GriffinLimVocoder(mel_cfg, norm).to(device)(mel)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         vocode_s = time.perf_counter() - t0
+        mel, waves = mel.cpu(), wave_t.cpu().numpy()
         sr, b = mel_cfg.sample_rate, mel.shape[0]
-        history = np.asarray(module.history)  # (K, B)
-        clap = self.clap_scores(waves)
-        writer = getattr(trainer.logger, "experiment", None) if trainer.logger else None
+        history = np.asarray(module.history)  # (K, B), or (1, B): the loss at the initial noise when K = 0
+        text_sets = [ts for spec, ts in zip(cfg.controls, self.target_sets) if spec.name == "text"]
+        if text_sets:  # the CLAP score of a text-controlled item is against the caption it was steered to
+            self.captions = list(text_sets[0].metric_target)
+        emb = self.clap_embeddings(wave_t)
+        clap = (emb[0] * emb[1]).sum(-1).tolist() if emb is not None else [None] * b
+        fad, fad_note = self.fad(emb[0], device) if emb is not None else (None, "off (no clap)")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if emb is not None:
+            save_file({"audio": emb[0].contiguous(), "text": emb[1].contiguous()}, str(self.out / "embeddings.safetensors"))
         items = []
         for i in range(b):
+            keep = i < cfg.report_items
             item_dir = self.out / f"item_{i:02d}"
-            item_dir.mkdir(parents=True, exist_ok=True)
             wave = waves[i] / max(1e-6, float(np.abs(waves[i]).max())) * 0.9
-            sf.write(item_dir / "ito.wav", wave, sr)
             record = {"loss_per_step": history[:, i].round(6).tolist(), "metrics": {}, "targets": {}}
             if clap[i] is not None:
                 record["metrics"]["clap_score"] = round(clap[i], 5)
                 record["caption"] = self.captions[i]
+            if keep:
+                item_dir.mkdir(parents=True, exist_ok=True)
+                sf.write(item_dir / "ito.wav", wave, sr)
             for spec, ts, control in zip(cfg.controls, self.target_sets, module.control.controls):
                 pool = getattr(control, "pool", 1)
                 key, value = _metric(spec.name, waves[i], sr, mel_cfg, norm, ts.metric_target[i], pool, control)
                 record["metrics"][f"{spec.name}_{key}"] = round(value, 5)
                 record["targets"][spec.name] = ts.descriptions[i]
+                if not keep:
+                    continue
                 ach = _achieved(spec.name, waves[i], sr, mel_cfg, mel_cfg.frames, pool)
                 ref = ts.references[i, 0].numpy() if ts.references is not None else None
                 fig = _plot(spec.name, ts.metric_target[i], ach, mel[i, 0].numpy(), ref,
@@ -142,22 +188,31 @@ class ControlReport(pl.Callback):
                 if ref is not None and spec.name in ("outpainting", "inpainting"):
                     ref_wave = GriffinLimVocoder(mel_cfg, norm)(ts.references[i : i + 1]).numpy()[0]
                     sf.write(item_dir / "reference.wav", ref_wave / max(1e-6, np.abs(ref_wave).max()) * 0.9, sr)
+            if keep:
                 if writer is not None:
-                    writer.add_scalar(f"metric/{spec.name}_{key}", value, i)
-            if writer is not None:
-                writer.add_audio(f"ito/audio/item{i}", torch.from_numpy(wave)[None], 0, sample_rate=sr)
-            (item_dir / "result.json").write_text(json.dumps(record, indent=1))
+                    writer.add_audio(f"ito/audio/item{i}", torch.from_numpy(wave)[None], 0, sample_rate=sr)
+                (item_dir / "result.json").write_text(json.dumps(record, indent=1))
             items.append(record["metrics"])
+        means = {k: round(float(np.mean([m[k] for m in items])), 5) for k in items[0]}
+        if writer is not None:
+            for k, v in means.items():
+                writer.add_scalar(f"metric/{k}", v, 0)
+            if fad is not None:
+                writer.add_scalar("metric/fad", fad, 0)
         total = module.timing["optimize_s"] + module.timing["decode_s"] + vocode_s
         self.summary = {
             "method": cfg.method, "controls": [c.name for c in cfg.controls],
             "domains": [c.domain for c in cfg.controls], "batch": b, "K": cfg.steps,
             "M": cfg.m, "T": cfg.base_steps if cfg.method == "ditto" else cfg.decode_steps,
-            "gamma": cfg.gamma, "w": cfg.w, "optimize_s": round(module.timing["optimize_s"], 3),
+            "gamma": cfg.gamma, "w": cfg.w, "tags": cfg.tags if isinstance(cfg.tags, str) else dict(cfg.tags),
+            "device": str(device), "optimize_s": round(module.timing["optimize_s"], 3),
             "decode_s": round(module.timing["decode_s"], 3), "vocode_s": round(vocode_s, 3),
-            "seconds_per_item": round(total / b, 3), "audio_seconds_per_item": mel_cfg.clip_seconds,
+            "step_s": [round(x, 5) for x in module.timing["step_s"]],
+            "seconds_per_item": round(total / b, 4), "audio_seconds_per_item": mel_cfg.clip_seconds,
             "loss_start": float(history[0].mean()), "loss_end": float(history[-1].mean()),
-            "metrics_mean": {k: round(float(np.mean([m[k] for m in items])), 5) for k in items[0]},
+            "metrics_mean": means, "fad": None if fad is None else round(fad, 5), "fad_note": fad_note,
             "targets": [" + ".join(ts.descriptions[i] for ts in self.target_sets) for i in range(b)],
             "items": items,
         }
+        (self.out / "items.json").write_text(json.dumps(
+            [{"target": t, **m} for t, m in zip(self.summary["targets"], items)], indent=1))

@@ -1,0 +1,83 @@
+"""The FAD reference set: CLAP embeddings of held-out real clips (paper §4.3), cached beside the shards.
+
+Reference clips take the same road as generations — normalized mel -> Griffin-Lim audio -> CLAP — so
+FAD compares the generator's mels with real mels, not Griffin-Lim audio with studio audio (the
+vocoder's artefacts would otherwise dominate every FAD in a table). The cache key holds the CLAP
+weights' hash, the split, the clip count and the vocoder settings, so a retrained CLAP never reads
+stale embeddings."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ditto2.audio.mel import MelConfig, MelNormalizer
+from ditto2.audio.vocoder import GriffinLimVocoder
+from ditto2.data.heldout import held_out_clips
+
+
+def _clap_digest(clap_path: str | Path) -> str:
+    path = Path(clap_path)
+    path = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+    weights = path.with_suffix(".safetensors") if path.suffix != ".ckpt" else path
+    h = hashlib.sha1()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def split_size(shards: str | Path, split: str = "test") -> int:
+    index = json.loads((Path(shards) / "index.json").read_text())
+    return int(index["splits"].get(split, {}).get("n_clips", 0))
+
+
+@torch.no_grad()
+def vocoded_embeddings(mels: torch.Tensor, embedder, vocoder: GriffinLimVocoder, sample_rate: int,
+                       batch: int = 32, device: str | torch.device = "cpu", progress: bool = False) -> torch.Tensor:
+    """(N, 1, n_mels, frames) normalized mels -> (N, D) CLAP audio embeddings of their Griffin-Lim audio."""
+    vocoder, embedder = vocoder.to(device), embedder.to(device)
+    starts = range(0, mels.shape[0], batch)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="FAD reference embeddings", unit="batch")
+    out = [embedder.embed_audio(vocoder(mels[i : i + batch].to(device)), sample_rate).float().cpu() for i in starts]
+    return torch.cat(out)
+
+
+def reference_embeddings(shards: str | Path, clap_path: str | Path, n: Optional[int] = None, split: str = "test",
+                         device: str | torch.device = "cpu", batch: int = 32, cache: bool = True,
+                         progress: bool = True) -> torch.Tensor:
+    """(n, D) embeddings of ``n`` held-out clips of ``split`` (all of them when n is None)."""
+    from ditto2.clap.indomain import load_clap
+
+    root = Path(shards)
+    index = json.loads((root / "index.json").read_text())
+    available = split_size(root, split)
+    n = available if n is None else int(n)
+    if not 2 <= n <= available:
+        raise ValueError(f"FAD reference: {shards} has {available} {split} clips; {n} asked for (need >= 2)")
+    mel_cfg, normalizer = MelConfig.from_dict(index["mel"]), MelNormalizer.from_dict(index["stats"])
+    vocoder = GriffinLimVocoder(mel_cfg, normalizer)
+    key = hashlib.sha1(json.dumps([_clap_digest(clap_path), split, n, vocoder.n_iter, vocoder.nnls_iter,
+                                   index["mel"], index["stats"]], sort_keys=True).encode()).hexdigest()[:16]
+    cache_file = root / ".fad-cache" / f"{split}-{n}-{key}.safetensors"
+    if cache and cache_file.exists():
+        return load_file(str(cache_file))["embeddings"]
+    embedder = load_clap(clap_path)
+    mels, _ = held_out_clips(root, n, seed=0, split=split)
+    emb = vocoded_embeddings(mels, embedder, vocoder, mel_cfg.sample_rate, batch, device, progress)
+    if cache:
+        try:
+            cache_file.parent.mkdir(exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp")
+            save_file({"embeddings": emb.contiguous()}, str(tmp))
+            tmp.replace(cache_file)
+        except OSError:
+            pass  # read-only shards: recompute next time
+    return emb

@@ -196,11 +196,23 @@ def main(argv=None) -> int:
     p.add_argument("--no-sweep", action="store_true")
     p.add_argument("--no-text", action="store_true")
     p.add_argument("--no-domains", action="store_true")
+    p.add_argument("--merge", nargs="+", metavar="DIR", help="no runs: merge the results of earlier benchmark "
+                   "outputs (e.g. a table finished in several sessions) into --out")
+    p.add_argument("--out", help="output folder (overrides the config's out)")
     args = p.parse_args(argv)
+    if args.merge:
+        if not args.out:
+            raise SystemExit("--merge needs --out")
+        for png in merge(args.merge, Path(args.out)):
+            print(f"wrote {png}")
+        print((Path(args.out) / "results.md").read_text())
+        return 0
     user = OmegaConf.load(args.config) if args.config else OmegaConf.create({})
     # a config's control list / sections replace the defaults' (null switches a section off)
     base = OmegaConf.create({k: v for k, v in DEFAULTS.items() if k not in user})
     cfg = OmegaConf.merge(base, user)
+    if args.out:
+        cfg.out = args.out
     if cfg.n < 1 or cfg.batch < 1:
         raise SystemExit("n and batch must be >= 1")
     out = Path(cfg.out)
@@ -244,6 +256,36 @@ def main(argv=None) -> int:
         bench.writer.close()
     print((out / "results.md").read_text())
     return 0
+
+
+def merge(dirs: list[str], out: Path) -> list[Path]:
+    """Rows of several benchmark outputs -> one table set in ``out`` (paper order; the first of two rows
+    for the same cell wins). Each row keeps its ``source``; TensorBoard logs are copied under out/tb/."""
+    import shutil
+
+    from ditto2.bench.plots import write_plots
+
+    rows, seen, parts = [], set(), []
+    for d in map(Path, dirs):
+        data = json.loads((d / "results.json").read_text())
+        parts.append({"dir": d.name, "wall_minutes": data["meta"].get("wall_minutes"), "rows": len(data["rows"])})
+        for r in data["rows"]:
+            key = (r["table"], r["control"], r["label"])
+            if key not in seen:
+                seen.add(key)
+                rows.append({**r, "source": r.get("source", d.name)})
+        if (d / "tb").is_dir():
+            shutil.copytree(d / "tb", out / "tb" / d.name, dirs_exist_ok=True)
+    controls = [*DEFAULTS["controls"], "text"]
+    order = {t: i for i, (t, _) in enumerate(TABLES)}
+    methods = list(DEFAULTS["methods"])
+    rows.sort(key=lambda r: (order.get(r["table"], 99), controls.index(r["control"]) if r["control"] in controls else 99,
+                             methods.index(r["method"]) if r["table"] == "controls" and r["method"] in methods else 0))
+    meta = dict(json.loads((Path(dirs[0]) / "results.json").read_text())["meta"])
+    meta.update({"merged_from": parts, "skipped": [], "wall_minutes": round(sum(p["wall_minutes"] or 0 for p in parts), 1)})
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out, rows, meta)
+    return write_plots(out / "results.json")
 
 
 # ------------------------------------------------------------------ tables
@@ -293,6 +335,9 @@ def _markdown(rows: list[dict], meta: dict) -> str:
         lines += ["| " + " | ".join("" if r.get(c) is None else str(r[c]) for c in cols) + " |" for r in sel] + [""]
     if meta.get("skipped"):
         lines += [f"Not run (past max_minutes): {', '.join(meta['skipped'])}", ""]
+    if meta.get("merged_from"):
+        lines += ["Merged from " + ", ".join(f"{p['dir']} ({p['rows']} cells, {p['wall_minutes']} min)"
+                                            for p in meta["merged_from"]) + "; each row's `source` in results.csv.", ""]
     ref = meta.get("fad_reference_clips")
     rss = "the cell's whole process" if meta["config"].get("isolate", True) else "a running maximum (cells share a process)"
     lines.append("Times are per generation (a cell's total / n; decode_s includes vocoding); peak_rss_mb is "

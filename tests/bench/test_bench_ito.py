@@ -90,3 +90,47 @@ def test_bench_leaves_fad_blank_when_n_is_not_above_the_dimension(eval_shards, t
     assert [(r["table"], r["domain"]) for r in rows] == [("controls", "mel"), ("domain", "audio")]
     assert all(r["fad"] is None and r["metric"] == "melody_accuracy_pct" for r in rows)
     assert "blank when n <= the embedding dimension" in (out / "results.md").read_text()
+
+
+def _fake_row(table, control, label, method, seconds, value):
+    return {"table": table, "control": control, "label": label, "method": method, "condition": "tags", "domain": "mel",
+            "K": 70, "M": 1, "T": 20 if method == "ditto" else 2, "n": 160, "batch": 160, "seconds_per_item": seconds,
+            "metric": "m", "value": value, "clap_score": 0.3, "fad": 0.4}
+
+
+def test_merge_orders_rows_like_the_paper_and_recomputes_speedups(tmp_path):
+    from ditto2.bench.ito import merge
+
+    def write(name, rows, skipped):
+        d = tmp_path / name
+        d.mkdir()
+        meta = {"machine": "x86_64", "threads": 8, "n": 160, "batch": 160, "config": {"isolate": False},
+                "skipped": skipped, "wall_minutes": 2.0}
+        (d / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}))
+        return str(d)
+
+    a = write("a", [_fake_row("controls", "melody", "ditto2-ctm", "ditto2-ctm", 0.01, 80.0),
+                    _fake_row("controls", "intensity", "ditto", "ditto", 0.5, 4.0)], ["controls-melody-ditto"])
+    b = write("b", [_fake_row("text", "text", "base", "ditto", 0.002, 0.5),
+                    _fake_row("controls", "melody", "ditto", "ditto", 0.4, 87.0),
+                    _fake_row("controls", "melody", "ditto2-ctm", "ditto2-ctm", 0.02, 10.0)], [])
+    merge([a, b], tmp_path / "m")
+    result = json.loads((tmp_path / "m" / "results.json").read_text())
+    rows = result["rows"]
+    assert [(r["control"], r["label"], r["source"]) for r in rows] == [
+        ("intensity", "ditto", "a"), ("melody", "ditto", "b"), ("melody", "ditto2-ctm", "a"), ("text", "base", "b")]
+    assert rows[2]["value"] == 80.0 and rows[2]["speedup_vs_ditto"] == 40.0  # first of duplicate cells wins
+    assert result["meta"]["skipped"] == [] and result["meta"]["wall_minutes"] == 4.0
+    md = (tmp_path / "m" / "results.md").read_text()
+    assert "Merged from a (2 cells, 2.0 min), b (3 cells, 2.0 min)" in md and "Table 3" in md
+    assert (tmp_path / "m" / "fig4_melody.png").exists()
+
+
+def test_paper_speed_script_on_the_tiny_preset(tmp_path):
+    from ditto2.bench.paper_speed import main as speed_main
+
+    assert speed_main(["--preset", "tiny", "--probe-steps", "2", "2", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [(r["method"], r["T"]) for r in rows] == [("ditto", 20), ("ditto2-ctm", 2)]
+    assert all(r["step_s"] > 0 and r["projected_s_K70"] > r["decode_s"] for r in rows)
+    assert "tiny preset" in (tmp_path / "results.md").read_text()

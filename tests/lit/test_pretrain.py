@@ -38,7 +38,8 @@ def test_every_experiment_yaml_builds(path, synth_tiny, synth_paper, teacher_tin
 
 
 def test_fast_dev_run(synth_tiny, tmp_path):
-    main(fit_args(synth_tiny, tmp_path, "--trainer.fast_dev_run", "true"))
+    # fast_dev_run swaps the logger out, so checkpoints would land in ./checkpoints without a root dir
+    main(fit_args(synth_tiny, tmp_path, "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)))
 
 
 def test_resume_from_last_continues_the_same_run(synth_tiny, tmp_path, monkeypatch):

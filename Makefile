@@ -10,7 +10,7 @@ PRESET ?= tiny
 SHARDS ?= data/shards/debian-$(PRESET)
 DEMO_SHARDS ?= data/shards/demo-$(PRESET)
 
-.PHONY: install test demo shards shards-synth bench-data bench-ito pretrain export-teacher distill-cm distill-ctm export-students bench-distill ito clean
+.PHONY: install test demo shards shards-synth bench-data bench-ito bench bench-paper-speed pretrain export-teacher distill-cm distill-ctm export-students bench-distill clap export-clap ito clean
 
 $(BIN)/.stamp-install: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,6 +51,14 @@ export-students: install
 	$(BIN)/ditto2 export lightning_logs/distill-cm-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/cm
 	$(BIN)/ditto2 export lightning_logs/distill-ctm-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/ctm
 
+# In-domain CLAP (mel CNN + frozen MiniLM, InfoNCE on the shards' captions) -> checkpoints/$(PRESET)/clap
+clap: install
+	@test -f $(SHARDS)/index.json || $(MAKE) shards PRESET=$(PRESET)
+	$(BIN)/ditto2 fit --config experiments/clap/$(PRESET).yaml --data.root $(SHARDS) $(ARGS)
+
+export-clap: install
+	$(BIN)/ditto2 export lightning_logs/clap-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/clap
+
 # Students vs the teacher's 20-step output on 64 fixed noises -> results/bench-distill/
 bench-distill: install
 	$(BIN)/python -m ditto2.bench.distill $(ARGS)
@@ -63,6 +71,18 @@ ito: install
 # DITTO vs DITTO-2 per control + the (M, T) sweep -> results/bench-ito/
 bench-ito: install
 	$(BIN)/python -m ditto2.bench.ito --config experiments/bench/ito-$(PRESET).yaml $(ARGS)
+
+# Paper Tables 1-3 with FAD / CLAP / control metrics -> results/bench-tables/ (MD, CSV, PNG, TensorBoard).
+# BENCH=tables-gpu: the full tables incl. the DITTO baseline on one GPU (results/bench-gpu/, 512 held-out clips).
+BENCH ?= tables-$(PRESET)
+bench: install
+	@test -f $(DEMO_SHARDS)/index.json || $(BIN)/python -m ditto2.demo --models checkpoints/$(PRESET) --shards $(DEMO_SHARDS) --shards-only
+	@test -f data/shards/eval-512/index.json || $(BIN)/ditto2 shards-subset $(DEMO_SHARDS) data/shards/eval-512 --n 512
+	$(BIN)/ditto2 bench --config experiments/bench/$(BENCH).yaml $(ARGS)
+
+# DITTO vs DITTO-2 time and memory at the paper preset's model size (random weights) -> results/bench-paper-speed/
+bench-paper-speed: install
+	$(BIN)/python -m ditto2.bench.paper_speed $(ARGS)
 
 # Shard-building speed on real music as a multiple of real time -> results/bench-data.json
 bench-data: install

@@ -110,6 +110,7 @@ def main(argv=None) -> int:
     p.add_argument("--controls", nargs="*", default=list(CONTROLS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--override", nargs="*", default=[], help="extra ITO config overrides, key=value")
+    p.add_argument("--shards-only", action="store_true", help="only build the held-out evaluation shards")
     args = p.parse_args(argv)
     models = Path(args.models)
     missing = check_models(models)
@@ -118,6 +119,9 @@ def main(argv=None) -> int:
         return 2
     t0 = time.time()
     ensure_shards(Path(args.shards), models / "teacher", args.cache_dir)
+    if args.shards_only:
+        print(f"evaluation shards (the teacher's held-out tracks) in {args.shards}")
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

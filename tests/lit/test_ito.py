@@ -109,6 +109,39 @@ def test_text_control_with_reference_tags_and_clap_scores(synth_tiny, teacher_ti
     assert item["caption"].endswith("beats per minute.") and item["targets"]["text"].startswith("caption: ")
 
 
+def test_report_computes_fad_and_clap_and_logs_them(synth_eval, teacher_tiny, student_bundles, clap_bundle, tmp_path):
+    """One run of 17 items (> the 16-d CLAP): FAD against every held-out clip, CLAP scores, TensorBoard
+    scalars; only report_items items get files; K = 0 grades plain sampling the same way."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    over = dict(tags="reference", clap=str(clap_bundle), fad_reference="all", batch=17, report_items=1,
+                tensorboard="true", shards=str(synth_eval))
+    cfg = config(synth_eval, teacher_tiny, student_bundles, tmp_path, "intensity", **over)
+    summary = run_ito(cfg)
+    assert summary["fad"] is not None and summary["fad"] > 0 and "17 generations" in summary["fad_note"]
+    assert len(summary["items"]) == 17 and all(-1 <= m["clap_score"] <= 1 for m in summary["items"])
+    assert sorted(p.name for p in tmp_path.glob("item_*")) == ["item_00"]
+    ea = EventAccumulator(str(next(tmp_path.glob("tb/**/events.out.tfevents.*")).parent))
+    ea.Reload()
+    assert {"metric/fad", "metric/clap_score", "metric/intensity_mse_db2"} <= set(ea.Tags()["scalars"])
+    base = run_ito(config(synth_eval, teacher_tiny, student_bundles, tmp_path / "k0", "intensity",
+                          **{**over, "steps": 0, "tensorboard": "false"}))
+    assert base["K"] == 0 and base["optimize_s"] == 0 and base["loss_start"] == base["loss_end"]
+    assert base["fad"] is not None
+
+
+def test_fad_is_left_out_with_a_reason_when_the_batch_is_small(synth_eval, teacher_tiny, student_bundles, clap_bundle,
+                                                              tmp_path):
+    cfg = config(synth_eval, teacher_tiny, student_bundles, tmp_path, "intensity", clap=str(clap_bundle),
+                 fad_reference=20, shards=str(synth_eval))
+    summary = run_ito(cfg)
+    assert summary["fad"] is None and "needs more than 16 generations" in summary["fad_note"]
+    with pytest.raises(ValueError, match="fad_reference needs clap"):
+        load_config(None, ["fad_reference=all"])
+    with pytest.raises(ValueError, match="laion_clap"):
+        load_config(None, [f"laion_clap={tmp_path}"])
+
+
 @pytest.mark.parametrize("path", sorted(__import__("pathlib").Path("experiments/ito").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_ito_yaml_parses_and_names_known_controls(path):
     from ditto2.ito.targets import BUILDERS
@@ -122,7 +155,7 @@ def test_bench_yamls_only_use_known_keys():
 
     from ditto2.bench.ito import DEFAULTS
 
-    for path in __import__("pathlib").Path("experiments/bench").glob("ito-*.yaml"):
+    for path in __import__("pathlib").Path("experiments/bench").glob("*.yaml"):
         cfg = OmegaConf.load(path)
         assert set(cfg) <= set(DEFAULTS), path
         assert set(cfg.controls) <= {"intensity", "melody", "structure", "outpainting", "inpainting", "text"}

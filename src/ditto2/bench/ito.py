@@ -47,7 +47,8 @@ TABLES = (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Tabl
           ("text", "Table 3: text control (CLAP)"),
           ("domain", "Control features on vocoded audio (compare the mel-domain CTM rows of Table 1)"))
 COLUMNS = ["control", "label", "method", "condition", "domain", "K", "M", "T", "n", "batch", "seconds_per_item",
-           "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "clap_score", "fad", "loss_start",
+           "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "clap_score", "fad", "clap_score_laion",
+           "fad_laion", "loss_start",
            "loss_end", "peak_rss_mb", "peak_cuda_mb"]
 
 
@@ -71,8 +72,8 @@ def run_cell(overrides: list[str], n: int, batch: int, seed: int, out: str) -> d
         s = run_ito(cfg)
         summaries.append(s)
         items += s["items"]
-        if cfg.clap:
-            emb.append(load_file(f"{out}/run{j:02d}/embeddings.safetensors")["audio"])
+        if cfg.clap or cfg.laion_clap:
+            emb.append(load_file(f"{out}/run{j:02d}/embeddings.safetensors"))
     first = summaries[0]
     total = {k: sum(s[k] for s in summaries) for k in ("optimize_s", "decode_s", "vocode_s")}
     cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "tags", "device")}
@@ -87,8 +88,9 @@ def run_cell(overrides: list[str], n: int, batch: int, seed: int, out: str) -> d
     })
     if torch.cuda.is_available():
         cell["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    if emb:
-        torch.save(torch.cat(emb), f"{out}/embeddings.pt")
+    for key, name in (("audio", "embeddings.pt"), ("laion_audio", "embeddings_laion.pt")):
+        if emb and key in emb[0]:
+            torch.save(torch.cat([e[key] for e in emb]), f"{out}/{name}")
     return cell
 
 
@@ -130,16 +132,18 @@ class Bench:
         self.ito = load_config(None, self.common)  # checks the overrides before any compute
         self.meta = {"machine": platform.machine(), "threads": cfg.threads, "n": cfg.n, "batch": cfg.batch,
                      "config": OmegaConf.to_container(cfg), "skipped": []}
-        self.reference = None
-        if self.ito.clap and self.ito.shards and cfg.fad_reference:
+        self.reference = {}  # FAD reference embeddings per CLAP ("clap": in-domain, "laion")
+        if self.ito.shards and cfg.fad_reference:
+            import torch
+
             from ditto2.metrics.reference import reference_embeddings
 
             n_ref = None if cfg.fad_reference == "all" else int(cfg.fad_reference)
-            import torch
-
             device = "cuda" if torch.cuda.is_available() and self.ito.device != "cpu" else "cpu"
-            self.reference = reference_embeddings(self.ito.shards, self.ito.clap, n_ref, device=device)
-            self.meta["fad_reference_clips"] = int(self.reference.shape[0])
+            for key, path in (("clap", self.ito.clap), ("laion", self.ito.laion_clap)):
+                if path:
+                    self.reference[key] = reference_embeddings(self.ito.shards, path, n_ref, device=device)
+                    self.meta["fad_reference_clips"] = int(self.reference[key].shape[0])
         self.writer = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -162,29 +166,32 @@ class Bench:
         args = (overrides, int(self.cfg.n), int(self.cfg.batch), int(self.cfg.seed), str(self.out / "runs" / name))
         cell = run_isolated(args, self.cfg.threads, self.cfg.tf32) if self.cfg.isolate else run_cell(*args)
         row = {"table": table, "control": control, "label": label, **_row(cell)}
-        row["fad"] = self.fad(self.out / "runs" / name / "embeddings.pt")
+        row["fad"] = self.fad(self.out / "runs" / name / "embeddings.pt", "clap")
+        if "laion" in self.reference:
+            row["fad_laion"] = self.fad(self.out / "runs" / name / "embeddings_laion.pt", "laion")
         self.rows.append(row)
         print(json.dumps(row), flush=True)
         self.meta["wall_minutes"] = round((time.time() - self.t0) / 60, 1)
         _write(self.out, self.rows, self.meta)
         if self.writer is not None:
-            for key in ("value", "clap_score", "fad", "seconds_per_item"):
+            for key in ("value", "clap_score", "fad", "clap_score_laion", "fad_laion", "seconds_per_item"):
                 if row.get(key) is not None:
                     self.writer.add_scalar(f"{table}/{control}/{row['label']}/{key}", row[key], 0)
 
-    def fad(self, path: Path) -> float | None:
+    def fad(self, path: Path, which: str) -> float | None:
         import torch
 
         from ditto2.metrics.fad import FrechetAudioDistance
 
-        if self.reference is None or not path.exists():
+        reference = self.reference.get(which)
+        if reference is None or not path.exists():
             return None
         gen = torch.load(path)
         dim = gen.shape[1]
-        if gen.shape[0] <= dim or self.reference.shape[0] <= dim:
+        if gen.shape[0] <= dim or reference.shape[0] <= dim:
             return None  # singular covariance: see the module docstring
         metric = FrechetAudioDistance(dim)
-        metric.update(self.reference, real=True)
+        metric.update(reference, real=True)
         metric.update(gen, real=False)
         return round(float(metric.compute()), 5)
 
@@ -304,13 +311,14 @@ def _write(out: Path, rows: list[dict], meta: dict) -> None:
 
 def _row(c: dict) -> dict:
     means = c["metrics_mean"]
-    key = next((k for k in means if k != "clap_score"), "clap_score")
+    key = next((k for k in means if not k.startswith("clap_score")), "clap_score")
     tags = c.get("tags")
     return {"method": c["method"], "condition": "null" if tags in ({}, None) else "tags",
             "domain": c.get("domains", ["mel"])[0], "K": c["K"], "M": c["M"], "T": c["T"], "n": c["n"],
             "batch": c["batch"], "seconds_per_item": c["seconds_per_item"], "optimize_s": c["optimize_s"],
             "decode_s": c["decode_s"], "metric": key, "value": round(means[key], 4),
             "clap_score": None if means.get("clap_score") is None else round(means["clap_score"], 4),
+            **({"clap_score_laion": round(means["clap_score_laion"], 4)} if "clap_score_laion" in means else {}),
             "loss_start": round(c["loss_start"], 4), "loss_end": round(c["loss_end"], 4),
             "peak_rss_mb": c["peak_rss_mb"], "peak_cuda_mb": c.get("peak_cuda_mb"), "device": c.get("device"),
             "audio_seconds": c.get("audio_seconds")}
@@ -344,7 +352,9 @@ def _markdown(rows: list[dict], meta: dict) -> str:
                  f"{rss}. value = the control's reference metric on the decoded audio, mean over "
                  "items; clap_score = cosine of audio and caption in the in-domain CLAP; fad = FAD of the cell's "
                  + (f"generations vs {ref} held-out test clips (both through Griffin-Lim), blank when n <= the "
-                    "embedding dimension." if ref else "generations (no reference set configured)."))
+                    "embedding dimension." if ref else "generations (no reference set configured).")
+                 + (" clap_score_laion / fad_laion: the same in the configured LAION CLAP."
+                    if any("clap_score_laion" in r for r in rows) else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -45,6 +45,8 @@ class ITOConfig:
     # e.g. {genre: orchestral, mood: epic}; {} = null tags; "reference" = each held-out clip's own tags
     tags: Any = field(default_factory=dict)
     clap: Optional[str] = None  # in-domain CLAP bundle: CLAP score of each item vs its caption
+    # a LAION CLAP folder (transformers ClapModel.save_pretrained): a second CLAP score and FAD
+    laion_clap: Optional[str] = None
     # held-out test clips for the FAD reference set (an int, or "all"); 0 = no FAD. FAD needs more
     # generations (batch) than CLAP dimensions; `ditto2 bench` pools runs for it.
     fad_reference: Any = 0
@@ -85,6 +87,11 @@ def load_config(path: Optional[str], overrides: list[str] = ()) -> ITOConfig:
         raise ValueError("steps (K) must be >= 0 and batch >= 1")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
+    if cfg.laion_clap:
+        from ditto2.clap.load import is_laion_dir
+
+        if not is_laion_dir(cfg.laion_clap):
+            raise ValueError(f"laion_clap={cfg.laion_clap!r} is no folder with a ClapModel (config.json)")
     if cfg.fad_reference and (not cfg.clap or not cfg.shards):
         raise ValueError("fad_reference needs clap (the embedding) and shards (the held-out clips)")
     if cfg.fad_reference not in (0, None, "all") and not (isinstance(cfg.fad_reference, int) and cfg.fad_reference >= 2):

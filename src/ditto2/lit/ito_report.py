@@ -103,20 +103,18 @@ class ControlReport(pl.Callback):
     def on_train_end(self, trainer, module) -> None:
         self.finalize(module, getattr(trainer.logger, "experiment", None) if trainer.logger else None)
 
-    def clap_embeddings(self, waves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(audio (B, D), caption text (B, D)) embeddings in the configured CLAP, or None."""
-        if not self.cfg.clap:
-            return None
-        from ditto2.clap.indomain import load_clap
+    def clap_embeddings(self, waves: torch.Tensor, path: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(audio (B, D), caption text (B, D)) embeddings in the CLAP at ``path``."""
+        from ditto2.clap.load import load_embedder
 
-        clap = load_clap(self.cfg.clap).to(waves.device)
+        clap = load_embedder(path).to(waves.device)
         with torch.no_grad():
             a = torch.cat([clap.embed_audio(waves[i : i + 64], self.gen.mel.sample_rate)
                            for i in range(0, waves.shape[0], 64)])
             t = clap.embed_text(list(self.captions)).to(a)
         return a.float().cpu(), t.float().cpu()
 
-    def fad(self, audio_emb: torch.Tensor, device) -> tuple[float | None, str]:
+    def fad(self, audio_emb: torch.Tensor, device, clap_path: str) -> tuple[float | None, str]:
         """FAD of this batch against ``cfg.fad_reference`` held-out clips (paper §4.3)."""
         cfg = self.cfg
         if not (cfg.fad_reference and cfg.shards):
@@ -125,7 +123,7 @@ class ControlReport(pl.Callback):
         from ditto2.metrics.reference import reference_embeddings
 
         n_ref = None if cfg.fad_reference == "all" else int(cfg.fad_reference)
-        ref = reference_embeddings(cfg.shards, cfg.clap, n_ref, device=device, progress=False)
+        ref = reference_embeddings(cfg.shards, clap_path, n_ref, device=device, progress=False)
         dim = audio_emb.shape[1]
         if audio_emb.shape[0] <= dim or ref.shape[0] <= dim:
             return None, (f"needs more than {dim} generations and reference clips (CLAP dim); have "
@@ -153,20 +151,24 @@ class ControlReport(pl.Callback):
         text_sets = [ts for spec, ts in zip(cfg.controls, self.target_sets) if spec.name == "text"]
         if text_sets:  # the CLAP score of a text-controlled item is against the caption it was steered to
             self.captions = list(text_sets[0].metric_target)
-        emb = self.clap_embeddings(wave_t)
-        clap = (emb[0] * emb[1]).sum(-1).tolist() if emb is not None else [None] * b
-        fad, fad_note = self.fad(emb[0], device) if emb is not None else (None, "off (no clap)")
+        # in-domain CLAP ("clap") and, when configured, LAION CLAP ("laion"): CLAP score and FAD in each
+        paths = {k: p for k, p in (("clap", cfg.clap), ("laion", cfg.laion_clap)) if p}
+        embs = {k: self.clap_embeddings(wave_t, p) for k, p in paths.items()}
+        scores = {k: (a * t).sum(-1).tolist() for k, (a, t) in embs.items()}
+        fads = {k: self.fad(embs[k][0], device, p) for k, p in paths.items()}
+        fad, fad_note = fads.get("clap", (None, "off (no clap)"))
         self.out.mkdir(parents=True, exist_ok=True)
-        if emb is not None:
-            save_file({"audio": emb[0].contiguous(), "text": emb[1].contiguous()}, str(self.out / "embeddings.safetensors"))
+        if embs:
+            save_file({f"{'' if k == 'clap' else k + '_'}{part}": x.contiguous() for k, (a, t) in embs.items()
+                       for part, x in (("audio", a), ("text", t))}, str(self.out / "embeddings.safetensors"))
         items = []
         for i in range(b):
             keep = i < cfg.report_items
             item_dir = self.out / f"item_{i:02d}"
             wave = waves[i] / max(1e-6, float(np.abs(waves[i]).max())) * 0.9
             record = {"loss_per_step": history[:, i].round(6).tolist(), "metrics": {}, "targets": {}}
-            if clap[i] is not None:
-                record["metrics"]["clap_score"] = round(clap[i], 5)
+            for k, score in scores.items():
+                record["metrics"]["clap_score" if k == "clap" else f"clap_score_{k}"] = round(score[i], 5)
                 record["caption"] = self.captions[i]
             if keep:
                 item_dir.mkdir(parents=True, exist_ok=True)
@@ -197,8 +199,9 @@ class ControlReport(pl.Callback):
         if writer is not None:
             for k, v in means.items():
                 writer.add_scalar(f"metric/{k}", v, 0)
-            if fad is not None:
-                writer.add_scalar("metric/fad", fad, 0)
+            for k, (value, _) in fads.items():
+                if value is not None:
+                    writer.add_scalar("metric/fad" if k == "clap" else f"metric/fad_{k}", value, 0)
         total = module.timing["optimize_s"] + module.timing["decode_s"] + vocode_s
         self.summary = {
             "method": cfg.method, "controls": [c.name for c in cfg.controls],
@@ -211,6 +214,7 @@ class ControlReport(pl.Callback):
             "seconds_per_item": round(total / b, 4), "audio_seconds_per_item": mel_cfg.clip_seconds,
             "loss_start": float(history[0].mean()), "loss_end": float(history[-1].mean()),
             "metrics_mean": means, "fad": None if fad is None else round(fad, 5), "fad_note": fad_note,
+            **{f"fad_{k}": None if v is None else round(v, 5) for k, (v, _) in fads.items() if k != "clap"},
             "targets": [" + ".join(ts.descriptions[i] for ts in self.target_sets) for i in range(b)],
             "items": items,
         }

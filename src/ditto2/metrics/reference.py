@@ -20,17 +20,6 @@ from ditto2.audio.vocoder import GriffinLimVocoder
 from ditto2.data.heldout import held_out_clips
 
 
-def _clap_digest(clap_path: str | Path) -> str:
-    path = Path(clap_path)
-    path = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-    weights = path.with_suffix(".safetensors") if path.suffix != ".ckpt" else path
-    h = hashlib.sha1()
-    with open(weights, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
-
-
 def split_size(shards: str | Path, split: str = "test") -> int:
     index = json.loads((Path(shards) / "index.json").read_text())
     return int(index["splits"].get(split, {}).get("n_clips", 0))
@@ -53,8 +42,9 @@ def vocoded_embeddings(mels: torch.Tensor, embedder, vocoder: GriffinLimVocoder,
 def reference_embeddings(shards: str | Path, clap_path: str | Path, n: Optional[int] = None, split: str = "test",
                          device: str | torch.device = "cpu", batch: int = 32, cache: bool = True,
                          progress: bool = True) -> torch.Tensor:
-    """(n, D) embeddings of ``n`` held-out clips of ``split`` (all of them when n is None)."""
-    from ditto2.clap.indomain import load_clap
+    """(n, D) embeddings of ``n`` held-out clips of ``split`` (all of them when n is None) in the CLAP at
+    ``clap_path`` (an in-domain bundle, or a LAION ClapModel folder)."""
+    from ditto2.clap.load import load_embedder, weights_digest
 
     root = Path(shards)
     index = json.loads((root / "index.json").read_text())
@@ -64,12 +54,12 @@ def reference_embeddings(shards: str | Path, clap_path: str | Path, n: Optional[
         raise ValueError(f"FAD reference: {shards} has {available} {split} clips; {n} asked for (need >= 2)")
     mel_cfg, normalizer = MelConfig.from_dict(index["mel"]), MelNormalizer.from_dict(index["stats"])
     vocoder = GriffinLimVocoder(mel_cfg, normalizer)
-    key = hashlib.sha1(json.dumps([_clap_digest(clap_path), split, n, vocoder.n_iter, vocoder.nnls_iter,
+    key = hashlib.sha1(json.dumps([weights_digest(clap_path), split, n, vocoder.n_iter, vocoder.nnls_iter,
                                    index["mel"], index["stats"]], sort_keys=True).encode()).hexdigest()[:16]
     cache_file = root / ".fad-cache" / f"{split}-{n}-{key}.safetensors"
     if cache and cache_file.exists():
         return load_file(str(cache_file))["embeddings"]
-    embedder = load_clap(clap_path)
+    embedder = load_embedder(clap_path)
     mels, _ = held_out_clips(root, n, seed=0, split=split)
     emb = vocoded_embeddings(mels, embedder, vocoder, mel_cfg.sample_rate, batch, device, progress)
     if cache:

@@ -70,3 +70,33 @@ def test_resume_from_last_continues_the_same_run(synth_tiny, tmp_path, monkeypat
     assert torch.equal(a, b) and torch.isfinite(a).all()
     main(["sample", "--model", str(tmp_path / "bundle"), "--steps", "2", "--n", "2", "--out", str(tmp_path / "s")])
     assert len(list((tmp_path / "s").glob("*.wav"))) == 2 and (tmp_path / "s" / "mels.png").exists()
+
+
+def test_unconditional_model_never_sees_a_tag(synth_tiny, tmp_path):
+    """U-DITTO-2's base model (paper §5.4): null tags in training, validation and sampling; its bundle says
+    so, its students are distilled with null tags, and ITO refuses tags for it."""
+    from ditto2.data.datamodule import MelShardDataModule
+    from ditto2.ito.run import build_surrogate, load_config
+    from ditto2.lit.bundle import save_bundle
+    from ditto2.lit.distill import CTMDistillModule
+    from ditto2.lit.pretrain import PretrainModule
+
+    info = MelShardDataModule(str(synth_tiny)).data_info()
+    small = {"base_channels": 8, "channel_mults": [1, 2], "attn_levels": [1], "num_heads": 2}
+    module = PretrainModule(info, unet_overrides=small, unconditional=True)
+    tags = torch.tensor([[1, 2, 1], [2, 1, 0]])
+    assert torch.equal(module._tags(tags), torch.zeros_like(tags))
+    assert PretrainModule(info, unet_overrides=small)._tags(tags) is tags
+    assert module.bundle_meta()["unconditional"] is True
+    teacher = save_bundle(tmp_path / "u-teacher", module.exported_model(), module.bundle_meta())
+
+    student = CTMDistillModule(teacher=str(teacher), data_info=info, tag_dropout=0.0)
+    batch = {"mel": torch.randn(2, 1, 64, 256), "tags": tags}
+    assert student.unconditional and student.bundle_meta()["unconditional"] is True
+    assert not student._draw(batch, torch.Generator().manual_seed(0))[3].any()
+
+    cfg = load_config(None, [f"teacher={teacher}", "method=ditto", "shards=null", "batch=1", "tags={genre: rock}"])
+    with pytest.raises(ValueError, match="without tags"):
+        build_surrogate(cfg, cfg.tags)
+    surrogate, _ = build_surrogate(cfg, {})
+    assert not surrogate.tags.any()

@@ -108,6 +108,8 @@ def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None):
         tags = torch.tensor([gen.vocab.encode(c["tags"]) for c in clips], dtype=torch.long)
     else:
         tags = gen.encode_tags(dict(tags_spec), 1)
+    if gen.meta.get("unconditional") and bool(tags.any()):
+        raise ValueError(f"{cfg.teacher} was trained without tags (unconditional): use tags={{}}")
     if cfg.method == "ditto":
         return BaseModelSurrogate(gen.denoiser, tags, cfg.w, steps=cfg.base_steps), gen
     student, meta = load_bundle(cfg.cm if cfg.method == "ditto2-cm" else cfg.ctm)

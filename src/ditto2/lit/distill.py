@@ -79,10 +79,16 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         h = self.hparams
         return {"kind": self.kind, "unet": unet_config_to_dict(self.unet_config), "data": h.data_info,
                 "edm": self.teacher_meta["edm"], "grid_steps": h.grid_steps, "w_range": [h.w_min, h.w_max],
-                "teacher": h.teacher, "sampling": {"w": h.sample_w, "gamma": h.sample_gamma}}
+                "teacher": h.teacher, "sampling": {"w": h.sample_w, "gamma": h.sample_gamma},
+                "unconditional": self.unconditional}
 
     def exported_model(self):
         return self.student
+
+    @property
+    def unconditional(self) -> bool:
+        """A teacher trained without tags gets (and its students learn) null tags only."""
+        return bool(self.teacher_meta.get("unconditional", False))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ditto2_module"] = f"{type(self).__module__}.{type(self).__name__}"
@@ -96,7 +102,8 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         b, dev = x0.shape[0], x0.device
         n = torch.randint(0, len(self.grid) - 1, (b,), device=dev, generator=generator)
         w = self.hparams.w_min + (self.hparams.w_max - self.hparams.w_min) * torch.rand(b, device=dev, generator=generator)
-        tags = drop_tags(batch["tags"], self.hparams.tag_dropout, generator=generator)
+        tags = torch.zeros_like(batch["tags"]) if self.unconditional else batch["tags"]
+        tags = drop_tags(tags, self.hparams.tag_dropout, generator=generator)
         eps = torch.randn(x0.shape, device=dev, generator=generator)
         return x0, n, w, tags, eps
 
@@ -145,6 +152,7 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
     def sample_for_logging(self, noise, tags):
         """k-step student samples next to the teacher's 20-step guided Euler from the same noise."""
         w = self.hparams.sample_w
+        tags = torch.zeros_like(tags) if self.unconditional else tags
         teacher = Generator(self.teacher, self.mel_config, self.normalizer, self.vocab, self.teacher_meta)
         out = {"teacher_euler20": teacher.sample(noise, tags, w=w, steps=len(self.grid))}
         for k in self.hparams.sample_steps:

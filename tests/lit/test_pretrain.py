@@ -28,7 +28,9 @@ def test_every_experiment_yaml_builds(path, synth_tiny, synth_paper, teacher_tin
     shards = synth_paper if preset == "paper" else synth_tiny
     teacher = teacher_paper if preset == "paper" else teacher_tiny
     extra = ["--model.init_args.teacher", str(teacher)] if path.parent.name == "distill" else []
-    cli = run_lightning_cli(["--config", str(path), "--data.root", str(shards), "--trainer.accelerator", "cpu",
+    # *-uncond* files are layered over their tagged recipe (e.g. tiny.yaml + tiny-uncond.yaml)
+    configs = ["--config", str(path.with_name(path.name.replace("-uncond", "")))] if "-uncond" in path.name else []
+    cli = run_lightning_cli([*configs, "--config", str(path), "--data.root", str(shards), "--trainer.accelerator", "cpu",
                              "--trainer.devices", "1", "--trainer.strategy", "auto", "--trainer.precision", "32-true",
                              "--trainer.logger.init_args.save_dir", str(tmp_path), *extra], run=False)
     n_params = sum(p.numel() for p in cli.model.parameters())

@@ -102,3 +102,15 @@ def test_unconditional_model_never_sees_a_tag(synth_tiny, tmp_path):
         build_surrogate(cfg, cfg.tags)
     surrogate, _ = build_surrogate(cfg, {})
     assert not surrogate.tags.any()
+
+
+def test_a_run_stopped_between_checkpoints_keeps_its_last_steps(synth_tiny, tmp_path):
+    """max_steps 3 with a checkpoint every 2 steps: last.ckpt holds step 3 (Lightning's own ModelCheckpoint
+    stops at 2), which is what a max_time stop needs."""
+    only = tmp_path / "checkpoint-every-2.yaml"
+    only.write_text("trainer:\n  callbacks:\n    - class_path: ditto2.lit.callbacks.FinalModelCheckpoint\n"
+                    "      init_args: {save_last: true, every_n_train_steps: 2, save_top_k: 0}\n")
+    main(fit_args(synth_tiny, tmp_path, "--config", str(only), "--trainer.max_steps", "3",
+                  "--trainer.val_check_interval", "3"))
+    last = tmp_path / "logs" / "pretrain-tiny" / "main" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 3

@@ -158,4 +158,6 @@ def test_bench_yamls_only_use_known_keys():
     for path in __import__("pathlib").Path("experiments/bench").glob("*.yaml"):
         cfg = OmegaConf.load(path)
         assert set(cfg) <= set(DEFAULTS), path
-        assert set(cfg.controls) <= {"intensity", "melody", "structure", "outpainting", "inpainting", "text"}
+        assert set(cfg.get("controls") or {}) <= {"intensity", "melody", "structure", "outpainting", "inpainting", "text"}
+        for row in (cfg.get("text") or {}).get("rows", []):  # [label, method, K or null, tags]
+            assert len(row) == 4 and row[1] in ("ditto", "ditto2-cm", "ditto2-ctm") and row[3] in ("reference", "null"), path

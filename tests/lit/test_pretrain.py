@@ -90,6 +90,7 @@ def test_unconditional_model_never_sees_a_tag(synth_tiny, tmp_path):
     assert torch.equal(module._tags(tags), torch.zeros_like(tags))
     assert PretrainModule(info, unet_overrides=small)._tags(tags) is tags
     assert module.bundle_meta()["unconditional"] is True
+    assert module.tag_titles(tags) == ["unconditional, noise 0", "unconditional, noise 1"]  # sample grids
     teacher = save_bundle(tmp_path / "u-teacher", module.exported_model(), module.bundle_meta())
 
     student = CTMDistillModule(teacher=str(teacher), data_info=info, tag_dropout=0.0)

@@ -27,6 +27,8 @@ class SampleLogMixin:
         return noise.to(self.device), tags.to(self.device)
 
     def tag_titles(self, tags) -> list[str]:
+        if getattr(self, "unconditional", False) or getattr(getattr(self, "hparams", None), "unconditional", False):
+            return [f"unconditional, noise {i}" for i in range(len(tags))]  # the tags are never used
         return [" / ".join(v for v in self.vocab.decode(t).values() if v != "<null>") or "(null tags)" for t in tags.tolist()]
 
     @torch.no_grad()

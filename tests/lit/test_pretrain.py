@@ -87,8 +87,8 @@ def test_unconditional_model_never_sees_a_tag(synth_tiny, tmp_path):
     small = {"base_channels": 8, "channel_mults": [1, 2], "attn_levels": [1], "num_heads": 2}
     module = PretrainModule(info, unet_overrides=small, unconditional=True)
     tags = torch.tensor([[1, 2, 1], [2, 1, 0]])
-    assert torch.equal(module._tags(tags), torch.zeros_like(tags))
-    assert PretrainModule(info, unet_overrides=small)._tags(tags) is tags
+    assert torch.equal(module.condition_tags(tags), torch.zeros_like(tags))
+    assert PretrainModule(info, unet_overrides=small).condition_tags(tags) is tags
     assert module.bundle_meta()["unconditional"] is True
     assert module.tag_titles(tags) == ["unconditional, noise 0", "unconditional, noise 1"]  # sample grids
     teacher = save_bundle(tmp_path / "u-teacher", module.exported_model(), module.bundle_meta())

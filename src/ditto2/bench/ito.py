@@ -94,14 +94,21 @@ def run_cell(overrides: list[str], n: int, batch: int, seed: int, out: str) -> d
     return cell
 
 
+def set_tf32(on: bool = True) -> None:
+    """TF32 matmuls and convolutions on CUDA (every method of a table alike); no-op on CPU."""
+    import torch
+
+    if on and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
 def _child(args: tuple, threads: int, queue, tf32: bool = True) -> None:
     try:
         import torch
 
         torch.set_num_threads(threads)
-        if tf32 and torch.cuda.is_available():
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        set_tf32(tf32)
         queue.put(("ok", run_cell(*args)))
     except BaseException:
         queue.put(("error", traceback.format_exc()))
@@ -181,19 +188,13 @@ class Bench:
     def fad(self, path: Path, which: str) -> float | None:
         import torch
 
-        from ditto2.metrics.fad import FrechetAudioDistance
+        from ditto2.metrics.fad import fad_against
 
         reference = self.reference.get(which)
         if reference is None or not path.exists():
             return None
-        gen = torch.load(path)
-        dim = gen.shape[1]
-        if gen.shape[0] <= dim or reference.shape[0] <= dim:
-            return None  # singular covariance: see the module docstring
-        metric = FrechetAudioDistance(dim)
-        metric.update(reference, real=True)
-        metric.update(gen, real=False)
-        return round(float(metric.compute()), 5)
+        value = fad_against(reference, torch.load(path))  # None when n <= dim: see the module docstring
+        return None if value is None else round(value, 5)
 
 
 def main(argv=None) -> int:
@@ -227,9 +228,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(cfg.threads)  # this process's cells (isolate: false) and the FAD reference
-    if cfg.tf32 and torch.cuda.is_available():  # TF32 matmuls/convolutions on CUDA, for every method alike
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    set_tf32(cfg.tf32)
     bench = Bench(cfg, out)
     common = [f"m={cfg.m}", f"decode_steps={cfg.decode_steps}"]
     for control, k in (cfg.controls or {}).items():

@@ -54,11 +54,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import torch
 
+    from ditto2.bench.ito import set_tf32
     from ditto2.ito.run import load_config, run_ito
 
-    if torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    set_tf32()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

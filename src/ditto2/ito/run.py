@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 
 from ditto2.controls import CompositeControl, MelContext, build_control
 from ditto2.ito.surrogates import BaseModelSurrogate, StudentSurrogate
-from ditto2.ito.targets import BUILDERS, NEEDS_REFERENCES, held_out_clips
+from ditto2.data.heldout import held_out_clips
+from ditto2.ito.targets import BUILDERS, NEEDS_REFERENCES
 from ditto2.lit.bundle import load_bundle
 from ditto2.lit.generate import load_generator
 from ditto2.lit.ito import ITOModule
@@ -172,9 +173,10 @@ def run_ito(cfg: ITOConfig) -> dict:
     setup_s = time.perf_counter() - t_setup
     if cfg.steps == 0:  # plain sampling from the initial noise, graded like an optimized run
         module = module.to("cuda" if use_cuda else "cpu")
+        mel = module.decode()  # once: the control loss and the report both read this output
         with torch.no_grad():
-            module.history.append(module.objective(module.z, 1).cpu().tolist())
-        report.finalize(module, logger.experiment if logger else None)
+            module.history.append(module.control(mel).cpu().tolist())
+        report.finalize(module, logger.experiment if logger else None, mel=mel)
     else:
         trainer = pl.Trainer(max_steps=cfg.steps, accelerator="gpu" if use_cuda else "cpu",
                              devices=1, logger=logger, callbacks=[report], enable_checkpointing=False,

@@ -15,7 +15,6 @@ import torch
 
 from ditto2.controls import PaintingTarget, form_ssm, intensity_curve
 from ditto2.controls.base import Control, ControlTargetError
-from ditto2.data.heldout import held_out_clips  # noqa: F401  (re-exported: targets come from held-out clips)
 
 INTENSITY_CURVES = [(k, d, delta) for delta in (6, 9, 12, 15) for k in ("linear", "tanh", "cosine")
                     for d in ("rising", "falling")]

@@ -102,8 +102,7 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         b, dev = x0.shape[0], x0.device
         n = torch.randint(0, len(self.grid) - 1, (b,), device=dev, generator=generator)
         w = self.hparams.w_min + (self.hparams.w_max - self.hparams.w_min) * torch.rand(b, device=dev, generator=generator)
-        tags = torch.zeros_like(batch["tags"]) if self.unconditional else batch["tags"]
-        tags = drop_tags(tags, self.hparams.tag_dropout, generator=generator)
+        tags = drop_tags(self.condition_tags(batch["tags"]), self.hparams.tag_dropout, generator=generator)
         eps = torch.randn(x0.shape, device=dev, generator=generator)
         return x0, n, w, tags, eps
 
@@ -152,7 +151,7 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
     def sample_for_logging(self, noise, tags):
         """k-step student samples next to the teacher's 20-step guided Euler from the same noise."""
         w = self.hparams.sample_w
-        tags = torch.zeros_like(tags) if self.unconditional else tags
+        tags = self.condition_tags(tags)
         teacher = Generator(self.teacher, self.mel_config, self.normalizer, self.vocab, self.teacher_meta)
         out = {"teacher_euler20": teacher.sample(noise, tags, w=w, steps=len(self.grid))}
         for k in self.hparams.sample_steps:

@@ -119,26 +119,24 @@ class ControlReport(pl.Callback):
         cfg = self.cfg
         if not (cfg.fad_reference and cfg.shards):
             return None, "off (set fad_reference and shards)"
-        from ditto2.metrics.fad import FrechetAudioDistance
+        from ditto2.metrics.fad import fad_against
         from ditto2.metrics.reference import reference_embeddings
 
         n_ref = None if cfg.fad_reference == "all" else int(cfg.fad_reference)
         ref = reference_embeddings(cfg.shards, clap_path, n_ref, device=device, progress=False)
-        dim = audio_emb.shape[1]
-        if audio_emb.shape[0] <= dim or ref.shape[0] <= dim:
-            return None, (f"needs more than {dim} generations and reference clips (CLAP dim); have "
+        value = fad_against(ref, audio_emb)
+        if value is None:
+            return None, (f"needs more than {audio_emb.shape[1]} generations and reference clips (CLAP dim); have "
                           f"{audio_emb.shape[0]} and {ref.shape[0]}: pool runs (ditto2 bench) for FAD")
-        metric = FrechetAudioDistance(dim)
-        metric.update(ref, real=True)
-        metric.update(audio_emb, real=False)
-        return float(metric.compute()), f"{audio_emb.shape[0]} generations vs {ref.shape[0]} held-out clips"
+        return value, f"{audio_emb.shape[0]} generations vs {ref.shape[0]} held-out clips"
 
-    def finalize(self, module, writer=None) -> None:
+    def finalize(self, module, writer=None, mel: torch.Tensor | None = None) -> None:
+        """``mel``: the run's decoded output when the caller has it already (module.decode() otherwise)."""
         from safetensors.torch import save_file
 
         cfg, mel_cfg, norm = self.cfg, self.gen.mel, self.gen.normalizer
         device = module.z.device
-        mel = module.decode()
+        mel = module.decode() if mel is None else mel
         t0 = time.perf_counter()
         with torch.no_grad():
             wave_t = GriffinLimVocoder(mel_cfg, norm).to(device)(mel)

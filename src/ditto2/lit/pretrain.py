@@ -63,17 +63,18 @@ class PretrainModule(SampleLogMixin, pl.LightningModule):
     def exported_model(self):
         return self.denoiser
 
-    def _tags(self, tags: torch.Tensor) -> torch.Tensor:
-        """``unconditional``: the model never sees a tag (paper §5.4's U-DITTO-2 base model): null ids
-        in training, validation and sampling alike."""
-        return torch.zeros_like(tags) if self.hparams.unconditional else tags
+    @property
+    def unconditional(self) -> bool:
+        """The model never sees a tag (paper §5.4's U-DITTO-2 base model): null ids in training,
+        validation and sampling alike (``condition_tags``)."""
+        return bool(self.hparams.unconditional)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ditto2_module"] = self.ditto2_module
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch, batch_idx):
-        tags = drop_tags(self._tags(batch["tags"]), self.hparams.tag_dropout)
+        tags = drop_tags(self.condition_tags(batch["tags"]), self.hparams.tag_dropout)
         loss, sigma = edm_loss(self.denoiser, batch["mel"], tags, P_mean=self.hparams.p_mean,
                                P_std=self.hparams.p_std, sigma_data=self.hparams.sigma_data)
         self._log_bands("train", loss.detach(), sigma)
@@ -89,7 +90,7 @@ class PretrainModule(SampleLogMixin, pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         """EDM loss at fixed σ values with fixed noise, so curves are comparable across steps."""
-        x0, tags = batch["mel"], self._tags(batch["tags"])
+        x0, tags = batch["mel"], self.condition_tags(batch["tags"])
         gen = torch.Generator(device=x0.device).manual_seed(batch_idx)
         noise = torch.randn(x0.shape, generator=gen, device=x0.device)
         sd = self.hparams.sigma_data
@@ -120,6 +121,6 @@ class PretrainModule(SampleLogMixin, pl.LightningModule):
         return sample_euler(CFGDenoiser(self.denoiser, tags, w), noise * sigmas[0], sigmas)
 
     def sample_for_logging(self, noise, tags):
-        tags = self._tags(tags)
+        tags = self.condition_tags(tags)
         return {f"euler{self.hparams.sample_steps}_w{self.hparams.sample_w:g}":
                 self.generate(noise, tags, self.hparams.sample_w, self.hparams.sample_steps)}

@@ -12,7 +12,15 @@ from ditto2.viz import figure_to_array, mel_grid_figure, save_figure
 class SampleLogMixin:
     """Needs ``self.mel_config``, ``self.normalizer``, ``self.vocab``, hparams ``n_log_samples`` and
     ``sample_seed``, and ``sample_for_logging(noise, tags) -> {name: mels}``. The noise and tags are
-    the same at every step (seeded), so the pictures are comparable across training."""
+    the same at every step (seeded), so the pictures are comparable across training.
+
+    ``unconditional`` (a model that never sees a tag, paper §5.4) is False unless a module says so;
+    ``condition_tags`` is where such a module swaps every tag for the null id."""
+
+    unconditional = False
+
+    def condition_tags(self, tags: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(tags) if self.unconditional else tags
 
     def fixed_noise_and_tags(self):
         n = self.hparams.n_log_samples
@@ -27,7 +35,7 @@ class SampleLogMixin:
         return noise.to(self.device), tags.to(self.device)
 
     def tag_titles(self, tags) -> list[str]:
-        if getattr(self, "unconditional", False) or getattr(getattr(self, "hparams", None), "unconditional", False):
+        if self.unconditional:
             return [f"unconditional, noise {i}" for i in range(len(tags))]  # the tags are never used
         return [" / ".join(v for v in self.vocab.decode(t).values() if v != "<null>") or "(null tags)" for t in tags.tolist()]
 

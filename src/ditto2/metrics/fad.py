@@ -89,6 +89,18 @@ class FrechetAudioDistance(Metric):
         return frechet_distance(*self.gaussian(True), *self.gaussian(False))
 
 
+def fad_against(reference: torch.Tensor, generated: torch.Tensor) -> Optional[float]:
+    """FAD of ``generated`` (N, D) embeddings against ``reference`` (M, D), or None when either set has
+    no more samples than dimensions (a singular covariance: see FrechetAudioDistance)."""
+    dim = generated.shape[1]
+    if generated.shape[0] <= dim or reference.shape[0] <= dim:
+        return None
+    metric = FrechetAudioDistance(dim)
+    metric.update(reference, real=True)
+    metric.update(generated, real=False)
+    return float(metric.compute())
+
+
 def fad_inf(real, fake, steps: int = 10, min_n: Optional[int] = None,
             generator: Optional[torch.Generator] = None) -> dict:
     """FAD extrapolated to infinitely many generated samples (fadtk's FAD∞): FAD on random subsets

@@ -20,11 +20,6 @@ from ditto2.audio.vocoder import GriffinLimVocoder
 from ditto2.data.heldout import held_out_clips
 
 
-def split_size(shards: str | Path, split: str = "test") -> int:
-    index = json.loads((Path(shards) / "index.json").read_text())
-    return int(index["splits"].get(split, {}).get("n_clips", 0))
-
-
 @torch.no_grad()
 def vocoded_embeddings(mels: torch.Tensor, embedder, vocoder: GriffinLimVocoder, sample_rate: int,
                        batch: int = 32, device: str | torch.device = "cpu", progress: bool = False) -> torch.Tensor:
@@ -48,7 +43,7 @@ def reference_embeddings(shards: str | Path, clap_path: str | Path, n: Optional[
 
     root = Path(shards)
     index = json.loads((root / "index.json").read_text())
-    available = split_size(root, split)
+    available = int(index["splits"].get(split, {}).get("n_clips", 0))
     n = available if n is None else int(n)
     if not 2 <= n <= available:
         raise ValueError(f"FAD reference: {shards} has {available} {split} clips; {n} asked for (need >= 2)")

@@ -3,7 +3,16 @@
 Both draw a grid index n of the teacher's T-point Karras grid, noise the data to t = σ_n, let the
 teacher take one guided step to σ_{n+1} with w ~ U[w_min, w_max], and pull the student's output at
 x_t towards the stop-gradient output of the target network φ⁻ (an EMA of the student) at the
-teacher's point. The student starts as the teacher (zero-initialized w / s embeddings).
+teacher's point. The student starts as the teacher (zero-initialized w / s embeddings), or as an
+earlier student (``init_student``) to continue a distillation with new settings.
+
+CTM with ``teacher_steps`` k > 1 uses CTM's soft-consistency target: the teacher solves j ≤ k grid
+steps (j drawn per batch, never past s), and φ⁻ jumps from there to s. k = 1 is the paper's
+local-consistency form (eq. 4). ``loss_space="data"`` measures the distance where CTM measures it:
+both x_s are carried on to σ_min by the frozen target network (gradient through its input only), so
+an error counts by what it does to the decoded output, not by its size at noise level s. Every validation also logs the students' step-count bias on the
+controls' own features (``bias/*``): k-step outputs vs the teacher's full-grid output of the same
+noises (mean level in dB, chroma argmax agreement, SSM MSE).
 """
 from __future__ import annotations
 
@@ -14,6 +23,7 @@ import pytorch_lightning as pl
 import torch
 
 from ditto2.audio.mel import MelConfig, MelNormalizer
+from ditto2.controls import IntensityControl, MelContext, MelodyControl, StructureControl
 from ditto2.data.tags import TagVocab
 from ditto2.diffusion.consistency import (CMStudent, CTMStudent, cm_sample, ctm_gamma_sample, decode_sigmas,
                                           teacher_step)
@@ -47,11 +57,19 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         sample_gamma: float = 0.2,
         n_log_samples: int = 4,
         sample_seed: int = 1234,
+        init_student: str | None = None,
+        teacher_steps: int = 1,
+        loss_space: str = "x_s",
+        n_bias_samples: int = 16,
     ):
         super().__init__()
         self.save_hyperparameters()
         if distance not in ("l2", "pseudo_huber"):
             raise ValueError(f"distance must be 'l2' or 'pseudo_huber', got {distance!r}")
+        if loss_space not in ("x_s", "data") or (loss_space == "data" and self.kind != "ctm"):
+            raise ValueError(f"loss_space must be 'x_s' (or 'data' for CTM), got {loss_space!r}")
+        if teacher_steps < 1 or (teacher_steps > 1 and self.kind != "ctm"):
+            raise ValueError(f"teacher_steps must be 1 (or > 1 for CTM's soft consistency), got {teacher_steps}")
         teacher_model, meta = load_bundle(teacher)
         self.mel_config = MelConfig.from_dict(data_info["mel"])
         MelConfig.from_dict(meta["data"]["mel"]).check_matches(self.mel_config, what="the shards")
@@ -71,8 +89,19 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         precond_cls = ConsistencyPrecond if self.kind == "cm" else EDMPrecond
         wrapper = CMStudent if self.kind == "cm" else CTMStudent
         self.student = wrapper(precond_cls(net, sigma_data=e["sigma_data"], sigma_min=e["sigma_min"], sigma_max=e["sigma_max"]))
+        if init_student:
+            self._load_student(init_student)
         self.target = copy.deepcopy(self.student).requires_grad_(False)
         self.register_buffer("grid", karras_sigmas(grid_steps, e["sigma_min"], e["sigma_max"]), persistent=False)
+
+    def _load_student(self, path: str) -> None:
+        """Start from an exported student of the same kind, teacher data and architecture."""
+        student, meta = load_bundle(path)
+        if meta.get("kind") != self.kind:
+            raise ValueError(f"init_student {path} is a {meta.get('kind')!r} model, this run distills {self.kind!r}")
+        if meta["data"]["stats"] != self.teacher_meta["data"]["stats"] or unet_config_from_dict(meta["unet"]) != self.unet_config:
+            raise ValueError(f"init_student {path} was distilled from another teacher or architecture")
+        self.student.load_state_dict(student.state_dict())
 
     # ------------------------------------------------------------------ export
     def bundle_meta(self) -> dict:
@@ -110,9 +139,34 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         x0, n, w, tags, eps = self._draw(batch, generator)
         t, t_next = self.grid[n], self.grid[n + 1]
         x_t = x0 + t.reshape(-1, 1, 1, 1) * eps
-        x_hat = teacher_step(self.teacher, x_t, t, t_next, tags, w, self.hparams.teacher_solver)
-        pred, target = self.pair(x_t, x_hat, n, tags, w, generator)
+        m = self.draw_s_index(n, generator)
+        j = self.teacher_span(n, m, generator)
+        x_hat = self.teacher_solve(x_t, n, j, tags, w)
+        pred, target = self.pair(x_t, x_hat, n, n + j, m, tags, w)
         return self.distance(pred, target.detach())
+
+    def draw_s_index(self, n, generator=None):
+        """Grid index of s (CTM); CM always jumps to σ_min, the last grid point."""
+        return torch.full_like(n, len(self.grid) - 1)
+
+    def teacher_span(self, n, m, generator=None):
+        """How many grid steps the teacher solves from σ_n: 1 (local consistency), or with
+        ``teacher_steps`` = k > 1 one j ~ U{1..k} per batch, clamped so the teacher never passes s."""
+        k = self.hparams.teacher_steps
+        if k == 1:
+            return torch.ones_like(n)
+        j = int(torch.randint(1, k + 1, (1,), generator=generator, device=n.device))
+        return torch.minimum(torch.full_like(n, j), (m - n).clamp(min=1))
+
+    @torch.no_grad()
+    def teacher_solve(self, x, n, j, tags, w):
+        """Guided teacher steps σ_n → σ_{n+j} along the grid, j per sample (samples that are done wait)."""
+        for i in range(int(j.max())):
+            moving = i < j
+            idx = (n + i).clamp(max=len(self.grid) - 2)
+            x_next = teacher_step(self.teacher, x, self.grid[idx], self.grid[idx + 1], tags, w, self.hparams.teacher_solver)
+            x = torch.where(moving.reshape(-1, 1, 1, 1), x_next, x)
+        return x
 
     def distance(self, a, b) -> torch.Tensor:
         sq = (a - b).float().square().flatten(1)
@@ -139,6 +193,9 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
             self.log_samples()
+            if self.hparams.n_bias_samples > 0:
+                for key, value in self.step_count_bias().items():
+                    self.log(key, value)
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.student.parameters(), lr=self.hparams.lr)
@@ -159,14 +216,50 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
             self.log(f"val/mse_vs_teacher_{k}step", (out[f"{self.kind}_{k}step"] - out["teacher_euler20"]).pow(2).mean())
         return out
 
+    @torch.no_grad()
+    def step_count_bias(self) -> dict:
+        """Control-feature bias of the k-step students against the teacher's full-grid output of the
+        same noises (null tags, w = sample_w, deterministic decode: γ = 0 for CTM): what ITO through a
+        1-step map and decoding with k steps depends on. Keys ``bias/<feature>_<k>step``."""
+        n = self.hparams.n_bias_samples
+        cfg, dev = self.mel_config, self.device
+        gen = torch.Generator().manual_seed(self.hparams.sample_seed + 1)
+        noise = torch.randn((n, 1, cfg.n_mels, cfg.frames), generator=gen).to(dev)
+        tags = torch.zeros((n, len(self.vocab.sizes)), dtype=torch.long, device=dev)
+        w = self.hparams.sample_w
+        teacher = Generator(self.teacher, self.mel_config, self.normalizer, self.vocab, self.teacher_meta)
+        ref = teacher.sample(noise, tags, w=w, steps=len(self.grid))
+        outs = {k: self.generate(noise, tags, w, k, **({"gamma": 0.0} if self.kind == "ctm" else {}),
+                                 generator=torch.Generator(device=dev).manual_seed(0)) for k in self.hparams.sample_steps}
+        return control_feature_bias(MelContext(self.mel_config, self.normalizer), ref, outs)
+
+
+def control_feature_bias(ctx: MelContext, reference: torch.Tensor, outputs: dict) -> dict:
+    """For each ``{k: mels}``: mean level difference in dB (signed and per-item absolute), chroma argmax
+    agreement with the reference, and MSE between MFCC self-similarity matrices — the intensity,
+    melody and structure controls' own features, so a bias here is a bias ITO inherits."""
+    intensity, melody, structure = IntensityControl(ctx), MelodyControl(ctx), StructureControl(ctx)
+    ref_level = intensity.features(reference).mean(-1)
+    ref_chroma = melody.features(reference).argmax(1)
+    ref_ssm = structure.features(reference)
+    out = {}
+    for k, mels in outputs.items():
+        level = intensity.features(mels).mean(-1) - ref_level
+        out[f"bias/level_db_{k}step"] = level.mean()
+        out[f"bias/level_abs_db_{k}step"] = level.abs().mean()
+        out[f"bias/chroma_agree_{k}step"] = (melody.features(mels).argmax(1) == ref_chroma).float().mean()
+        out[f"bias/ssm_mse_{k}step"] = (structure.features(mels) - ref_ssm).pow(2).mean()
+        out[f"val/mse_vs_teacher_{k}step_n{len(mels)}"] = (mels - reference).pow(2).mean()
+    return out
+
 
 class CMDistillModule(DistillModule):
     """Paper eq. (1): ‖G_φ(x_t, t) − sg[G_φ⁻(x̂_{t−1}, t−1)]‖², boundary condition at σ_min."""
 
     kind = "cm"
 
-    def pair(self, x_t, x_hat, n, tags, w, generator=None):
-        return self.student(x_t, self.grid[n], tags, w), self.target(x_hat, self.grid[n + 1], tags, w)
+    def pair(self, x_t, x_hat, n, n_hat, m, tags, w):
+        return self.student(x_t, self.grid[n], tags, w), self.target(x_hat, self.grid[n_hat], tags, w)
 
     def generate(self, noise, tags, w, steps, generator=None, model=None):
         model = model or self.student
@@ -175,17 +268,28 @@ class CMDistillModule(DistillModule):
 
 
 class CTMDistillModule(DistillModule):
-    """Paper eq. (4): ‖G_φ(x_t, t, s) − sg[G_φ⁻(x̂_{t−1}, t−1, s)]‖², s on the grid at or below t−1."""
+    """Paper eq. (4): ‖G_φ(x_t, t, s) − sg[G_φ⁻(x̂_{t−1}, t−1, s)]‖², s on the grid at or below t−1;
+    with ``teacher_steps`` > 1, x̂ is the teacher's solution j grid steps below t (soft consistency)."""
 
     kind = "ctm"
 
-    def pair(self, x_t, x_hat, n, tags, w, generator=None):
-        # s index uniform on {n+1, ..., N−1}: from the teacher's point down to σ_min
+    def draw_s_index(self, n, generator=None):
+        """s index uniform on {n+1, ..., N−1}: from the teacher's first point down to σ_min."""
         last = len(self.grid) - 1
         u = torch.rand(n.shape, device=n.device, generator=generator)
-        m = n + 1 + (u * (last - n).float()).floor().long().clamp(max=last - n - 1)
+        return n + 1 + (u * (last - n).float()).floor().long().clamp(max=last - n - 1)
+
+    def pair(self, x_t, x_hat, n, n_hat, m, tags, w):
         s = self.grid[m]
-        return self.student(x_t, self.grid[n], s, tags, w), self.target(x_hat, self.grid[n + 1], s, tags, w)
+        pred = self.student(x_t, self.grid[n], s, tags, w)
+        with torch.no_grad():
+            target = self.target(x_hat, self.grid[n_hat], s, tags, w)
+        if self.hparams.loss_space == "data":
+            sigma_min = self.grid[-1].expand_as(s)
+            pred = self.target(pred, s, sigma_min, tags, w)  # φ⁻ is frozen: the gradient reaches pred only
+            with torch.no_grad():
+                target = self.target(target, s, sigma_min, tags, w)
+        return pred, target
 
     def generate(self, noise, tags, w, steps, gamma=None, generator=None, model=None):
         model = model or self.student

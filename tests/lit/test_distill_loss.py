@@ -1,0 +1,181 @@
+"""The distillation loss at the level of its formula (paper eqs. 1 and 4, CTM's soft consistency):
+the (σ_n, σ_{n+j}, s) triple, the teacher's guided steps, the stop-gradient target, the EMA of φ⁻, and
+the step-count bias diagnostics — each against a hand-written computation."""
+import pytest
+import torch
+
+from ditto2.data.datamodule import MelShardDataModule
+from ditto2.diffusion.consistency import teacher_step
+from ditto2.diffusion.edm import drop_tags
+from ditto2.lit.distill import CMDistillModule, CTMDistillModule, control_feature_bias
+
+
+@pytest.fixture(scope="module")
+def info(synth_tiny):
+    return MelShardDataModule(str(synth_tiny)).data_info()
+
+
+def _batch(b=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"mel": torch.randn(b, 1, 64, 256, generator=g), "tags": torch.randint(0, 3, (b, 3), generator=g)}
+
+
+def _perturb(module, seed=1, scale=0.02):
+    """Move student and target apart from the teacher, so every term of the loss is non-trivial."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.student.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+        for p in module.target.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("teacher_steps", [1, 3])
+def test_ctm_loss_matches_a_hand_computation(info, teacher_tiny, teacher_steps):
+    m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, teacher_steps=teacher_steps).eval()
+    _perturb(m)
+    batch = _batch()
+    loss = m.distill_loss(batch, torch.Generator().manual_seed(7))
+
+    # by hand, drawing the same random numbers in the documented order
+    g = torch.Generator().manual_seed(7)
+    x0, b, grid, h = batch["mel"], 4, m.grid, m.hparams
+    n = torch.randint(0, len(grid) - 1, (b,), generator=g)
+    w = h.w_min + (h.w_max - h.w_min) * torch.rand(b, generator=g)
+    tags = drop_tags(batch["tags"], h.tag_dropout, generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    u = torch.rand(b, generator=g)
+    losses = []
+    j_batch = int(torch.randint(1, teacher_steps + 1, (1,), generator=g)) if teacher_steps > 1 else 1
+    for i in range(b):
+        last = len(grid) - 1
+        s_idx = int(n[i]) + 1 + min(int(u[i] * (last - int(n[i]))), last - int(n[i]) - 1)
+        assert int(n[i]) < s_idx <= last
+        x = x0[i : i + 1] + grid[n[i]] * eps[i : i + 1]
+        student = m.student(x, grid[n[i]], grid[s_idx], tags[i : i + 1], w[i : i + 1])
+        k = n[i].item()
+        j = min(j_batch, s_idx - k)  # the teacher never passes s
+        xh = x
+        for step in range(j):
+            xh = teacher_step(m.teacher, xh, grid[k + step], grid[k + step + 1], tags[i : i + 1], w[i : i + 1])
+        target = m.target(xh, grid[k + j], grid[s_idx], tags[i : i + 1], w[i : i + 1])
+        losses.append((student - target).pow(2).mean())
+    assert torch.allclose(loss, torch.stack(losses), rtol=1e-4, atol=1e-7)
+
+
+def test_cm_loss_matches_a_hand_computation(info, teacher_tiny):
+    m = CMDistillModule(teacher=str(teacher_tiny), data_info=info).eval()
+    _perturb(m)
+    batch = _batch(seed=3)
+    loss = m.distill_loss(batch, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    x0, b, grid, h = batch["mel"], 4, m.grid, m.hparams
+    n = torch.randint(0, len(grid) - 1, (b,), generator=g)
+    w = h.w_min + (h.w_max - h.w_min) * torch.rand(b, generator=g)
+    tags = drop_tags(batch["tags"], h.tag_dropout, generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    x = x0 + grid[n].reshape(-1, 1, 1, 1) * eps
+    xh = teacher_step(m.teacher, x, grid[n], grid[n + 1], tags, w)
+    want = (m.student(x, grid[n], tags, w) - m.target(xh, grid[n + 1], tags, w)).pow(2).flatten(1).mean(1)
+    assert torch.allclose(loss, want, rtol=1e-4, atol=1e-7)
+
+
+def test_no_gradient_reaches_the_target_or_the_teacher(info, teacher_tiny):
+    m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, teacher_steps=2)
+    _perturb(m)
+    m.distill_loss(_batch(), torch.Generator().manual_seed(0)).mean().backward()
+    assert all(p.grad is None for p in m.target.parameters())
+    assert all(p.grad is None for p in m.teacher.parameters())
+    grads = [p.grad for p in m.student.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_target_is_an_ema_of_the_student(info, teacher_tiny):
+    m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, target_decay=0.9)
+    _perturb(m)
+    before = [p.detach().clone() for p in m.target.parameters()]
+    student = [p.detach().clone() for p in m.student.parameters()]
+    m.on_train_batch_end(None, None, 0)
+    for old, s, new in zip(before, student, m.target.parameters()):
+        assert torch.allclose(new, 0.9 * old + 0.1 * s, atol=1e-6)
+
+
+def test_teacher_span_is_bounded_by_s(info, teacher_tiny):
+    m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, teacher_steps=4)
+    n = torch.arange(0, 19).repeat(20)
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(40):
+        s_idx = m.draw_s_index(n, g)
+        j = m.teacher_span(n, s_idx, g)
+        assert ((s_idx > n) & (s_idx <= 19)).all()
+        assert ((j >= 1) & (j <= 4) & (n + j <= s_idx)).all()
+        seen |= set(j.tolist())
+    assert seen == {1, 2, 3, 4}
+    with pytest.raises(ValueError, match="teacher_steps"):
+        CMDistillModule(teacher=str(teacher_tiny), data_info=info, teacher_steps=2)
+
+
+def test_init_student_continues_from_an_exported_student(info, teacher_tiny, student_bundles, tmp_path):
+    from ditto2.lit.bundle import save_bundle
+
+    m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info)
+    _perturb(m, seed=4)
+    save_bundle(tmp_path / "ctm", m.exported_model(), m.bundle_meta())
+    m2 = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, init_student=str(tmp_path / "ctm"))
+    for a, b, t in zip(m.student.parameters(), m2.student.parameters(), m2.target.parameters()):
+        assert torch.equal(a, b) and torch.equal(b, t)
+    with pytest.raises(ValueError, match="'cm' model"):
+        CTMDistillModule(teacher=str(teacher_tiny), data_info=info, init_student=str(student_bundles["cm"]))
+
+
+def test_control_feature_bias_reads_known_shifts(info):
+    """A mel shifted by +Δ in log-magnitude is 20·log10(e)·Δ dB louder; chroma and SSM of the same mel agree."""
+    from ditto2.audio.mel import MelConfig, MelNormalizer
+    from ditto2.controls import MelContext
+
+    ctx = MelContext(MelConfig.from_dict(info["mel"]), MelNormalizer.from_dict(info["stats"]))
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(2, 1, 64, 256, generator=g) * 0.5
+    delta = 0.3  # natural-log magnitude units; in the normalized mel that is delta / std · target_std
+    nz = ctx.normalizer
+    out = control_feature_bias(ctx, ref, {1: ref.clone(), 2: ref + delta / nz.std * nz.target_std})
+    assert abs(float(out["bias/level_db_1step"])) < 1e-4 and float(out["bias/chroma_agree_1step"]) == 1.0
+    assert float(out["bias/ssm_mse_1step"]) < 1e-10
+    want = 20 * torch.log10(torch.exp(torch.tensor(delta)))
+    assert abs(float(out["bias/level_db_2step"]) - float(want)) < 0.05
+    assert float(out["bias/chroma_agree_2step"]) > 0.99
+
+
+def test_data_space_loss_carries_both_sides_to_sigma_min(info, teacher_tiny):
+    """loss_space="data": d(G⁻(G_φ(x_t,t,s), s, σ_min), G⁻(G⁻(x̂,t−1,s), s, σ_min)); gradient only into φ."""
+    m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, loss_space="data").eval()
+    _perturb(m)
+    batch = _batch(seed=5)
+    loss = m.distill_loss(batch, torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(9)
+    x0, b, grid, h = batch["mel"], 4, m.grid, m.hparams
+    n = torch.randint(0, len(grid) - 1, (b,), generator=g)
+    w = h.w_min + (h.w_max - h.w_min) * torch.rand(b, generator=g)
+    tags = drop_tags(batch["tags"], h.tag_dropout, generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    u = torch.rand(b, generator=g)
+    last = len(grid) - 1
+    s_idx = n + 1 + (u * (last - n).float()).floor().long().clamp(max=last - n - 1)
+    x = x0 + grid[n].reshape(-1, 1, 1, 1) * eps
+    xh = teacher_step(m.teacher, x, grid[n], grid[n + 1], tags, w)
+    lo = grid[-1].expand(b)
+    pred = m.target(m.student(x, grid[n], grid[s_idx], tags, w), grid[s_idx], lo, tags, w)
+    target = m.target(m.target(xh, grid[n + 1], grid[s_idx], tags, w), grid[s_idx], lo, tags, w)
+    want = (pred - target).pow(2).flatten(1).mean(1)
+    assert torch.allclose(loss, want, rtol=1e-4, atol=1e-7)
+    # x_s-space and data-space losses differ unless every s is σ_min
+    plain = CTMDistillModule(teacher=str(teacher_tiny), data_info=info).eval()
+    plain.load_state_dict(m.state_dict())
+    assert not torch.allclose(plain.distill_loss(batch, torch.Generator().manual_seed(9)), loss)
+    m.train()
+    m.distill_loss(batch, torch.Generator().manual_seed(9)).mean().backward()
+    assert all(p.grad is None for p in m.target.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.student.parameters())
+    with pytest.raises(ValueError, match="loss_space"):
+        CMDistillModule(teacher=str(teacher_tiny), data_info=info, loss_space="data")

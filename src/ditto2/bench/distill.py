@@ -1,9 +1,16 @@
 """`make bench-distill`: how close k-step students get to the teacher's 20-step guided output.
 
-For a fixed batch of unit noises and tags, mel-space MSE between the teacher's T=20 guided Euler
-sample and: the CM student (1/2/4 steps, multistep), the CTM student (1/2/4 steps, several γ), and,
-as the reference point distillation must beat, the teacher itself with 1/2/4 Euler steps.
-Results: results/bench-distill.{json,md}.
+For a fixed batch of unit noises and tags (``--null-tags``: all null, as ITO without tags runs),
+mel-space MSE between the teacher's T=20 guided Euler sample and: the CM student (1/2/4 steps,
+multistep), the CTM student (1/2/4 steps, several γ), and, as the reference point distillation must
+beat, the teacher itself with 1/2/4 Euler steps (what a student is at initialization). Beside the MSE,
+the step-count bias on the controls' own features (``lit.distill.control_feature_bias``): mean level
+difference in dB, chroma argmax agreement, SSM MSE. Results: results/bench-distill/results.{json,md}.
+
+``--attribute``: where a CTM's step-count bias comes from. Each row replaces part of the teacher's
+20-step path by student jumps over the same grid interval (S(i-j): one student jump from grid
+point i to j; T(i-j): the teacher's guided Euler steps from i to j), so a bias that appears with one
+jump and not without it belongs to that jump. Results: attribution.{json,md}.
 """
 from __future__ import annotations
 
@@ -16,7 +23,9 @@ import torch
 
 from ditto2.diffusion.consistency import cm_sample, ctm_gamma_sample, decode_sigmas
 from ditto2.diffusion.edm import karras_sigmas
+from ditto2.controls import MelContext
 from ditto2.lit.bundle import load_bundle
+from ditto2.lit.distill import control_feature_bias
 from ditto2.lit.generate import load_generator
 
 
@@ -31,6 +40,8 @@ def main(argv=None) -> int:
     p.add_argument("--gammas", type=float, nargs="*", default=[0.0, 0.1, 0.2, 0.35, 1.0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk", type=int, default=16)
+    p.add_argument("--null-tags", action="store_true", help="all tags null (ITO without tags)")
+    p.add_argument("--attribute", action="store_true", help="only the CTM jump attribution (see above)")
     p.add_argument("--out", default="results/bench-distill")
     args = p.parse_args(argv)
     gen = load_generator(args.teacher)
@@ -39,17 +50,23 @@ def main(argv=None) -> int:
     noise = torch.randn((args.n, 1, cfg.n_mels, cfg.frames), generator=g)
     sizes = gen.vocab.sizes
     tags = torch.stack([torch.randint(0, s, (args.n,), generator=g) for s in sizes], dim=1)
+    if args.null_tags:
+        tags.zero_()
+    ctx = MelContext(gen.mel, gen.normalizer)
     e = gen.meta["edm"]
 
     def batched(fn):
         return torch.cat([fn(noise[i : i + args.chunk], tags[i : i + args.chunk]) for i in range(0, args.n, args.chunk)])
 
+    if args.attribute:
+        return attribute(gen, args.ctm, noise, tags, args.w, ctx, Path(args.out))
     rows, t0 = [], time.time()
     with torch.no_grad():
         ref = batched(lambda z, c: gen.sample(z, c, w=args.w, steps=20))
         for k in args.steps:
             out = batched(lambda z, c: gen.sample(z, c, w=args.w, steps=k + 1))  # k+1 sigmas incl. σ_min → k+1 evals
-            rows.append({"model": "teacher (Euler, no distillation)", "steps": k + 1, "gamma": None, "mse": _mse(out, ref)})
+            rows.append({"model": "teacher (Euler, no distillation)", "steps": k + 1, "gamma": None, "mse": _mse(out, ref),
+                         **_bias(ctx, ref, out)})
         for kind in ("cm", "ctm"):
             path = getattr(args, kind)
             if not Path(path + ".safetensors").exists():
@@ -66,19 +83,73 @@ def main(argv=None) -> int:
                     else:
                         fn = lambda z, c: ctm_gamma_sample(lambda x, t, s: student(x, t, s, c, args.w), z * sig[0], sig,
                                                            gamma, gen_noise)
-                    rows.append({"model": kind.upper(), "steps": k, "gamma": gamma, "mse": _mse(batched(fn), ref)})
+                    out = batched(fn)
+                    rows.append({"model": kind.upper(), "steps": k, "gamma": gamma, "mse": _mse(out, ref), **_bias(ctx, ref, out)})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"n": args.n, "w": args.w, "teacher": args.teacher, "seconds": round(time.time() - t0, 1),
+    meta = {"n": args.n, "w": args.w, "teacher": args.teacher, "cm": args.cm, "ctm": args.ctm,
+            "null_tags": args.null_tags, "seconds": round(time.time() - t0, 1),
             "reference": "teacher guided Euler, 20 steps", "data_var": float(ref.var())}
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    lines = [f"# Distillation fidelity: mel MSE to the teacher's 20-step guided sample ({args.n} noises, w={args.w})",
-             "", f"Variance of the reference mels: {meta['data_var']:.4f}", "",
-             "| model | steps | γ | MSE |", "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['steps']} | {'' if r['gamma'] is None else r['gamma']} | {r['mse']:.4f} |" for r in rows]
+    tags_note = "null tags" if args.null_tags else "random tags"
+    lines = [f"# Distillation fidelity: mel MSE to the teacher's 20-step guided sample ({args.n} noises, {tags_note}, w={args.w})",
+             "", f"Variance of the reference mels: {meta['data_var']:.4f}. Level bias: mean smoothed level minus the "
+             "teacher's (dB; |·| = per item); chroma: argmax agreement; SSM: MFCC self-similarity MSE.", "",
+             "| model | steps | γ | MSE | level bias dB | |level| dB | chroma agree | SSM MSE |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['steps']} | {'' if r['gamma'] is None else r['gamma']} | {r['mse']:.4f} | "
+              f"{r['level_db']:+.2f} | {r['level_abs_db']:.2f} | {r['chroma_agree']:.3f} | {r['ssm_mse']:.4f} |" for r in rows]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print((out / "results.md").read_text())
     return 0
+
+
+ATTRIBUTION_PATHS = (("S", 0, 19),), (("S", 0, 10), ("S", 10, 19)), (("S", 0, 10), ("T", 10, 19)), \
+    (("T", 0, 10), ("S", 10, 19)), (("T", 0, 5), ("S", 5, 19)), (("T", 0, 14), ("S", 14, 19))
+
+
+@torch.no_grad()
+def attribute(gen, ctm_path: str, noise, tags, w: float, ctx, out: Path) -> int:
+    from ditto2.diffusion.consistency import teacher_step
+
+    student, meta = load_bundle(ctm_path)
+    e = gen.meta["edm"]
+    grid = karras_sigmas(meta.get("grid_steps", 20), e["sigma_min"], e["sigma_max"])
+    last = len(grid) - 1
+    w_col = torch.full((len(noise),), w)
+
+    def run(path):
+        x = noise * grid[0]
+        for kind, i, j in path:
+            j = min(j, last)
+            if kind == "S":
+                x = student(x, grid[i], grid[j], tags, w)
+            else:
+                for k in range(i, j):
+                    x = teacher_step(gen.denoiser, x, grid[k], grid[k + 1], tags, w_col)
+        return x
+
+    ref = run((("T", 0, last),))
+    rows = []
+    for path in ATTRIBUTION_PATHS:
+        name = "".join(f"{k}({i}-{min(j, last)})" for k, i, j in path)
+        x = run(path)
+        rows.append({"path": name, "mse": _mse(x, ref), **_bias(ctx, ref, x)})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "attribution.json").write_text(json.dumps({"ctm": ctm_path, "n": len(noise), "w": w, "rows": rows}, indent=1))
+    lines = [f"# Where the CTM's step-count bias comes from ({len(noise)} noises, w={w}, {ctm_path})", "",
+             "S(i-j): one student jump between grid points i and j of the 20-point grid; T(i-j): the teacher's guided "
+             "Euler steps over the same points. Bias against the teacher's full path T(0-19).", "",
+             "| path | MSE | level bias dB | chroma agree | SSM MSE |", "|---|---|---|---|---|"]
+    lines += [f"| {r['path']} | {r['mse']:.4f} | {r['level_db']:+.2f} | {r['chroma_agree']:.3f} | {r['ssm_mse']:.4f} |"
+              for r in rows]
+    (out / "attribution.md").write_text("\n".join(lines) + "\n")
+    print((out / "attribution.md").read_text())
+    return 0
+
+
+def _bias(ctx, ref: torch.Tensor, out: torch.Tensor) -> dict:
+    b = control_feature_bias(ctx, ref, {0: out})
+    return {key: round(float(b[f"bias/{key}_0step"]), 4) for key in ("level_db", "level_abs_db", "chroma_agree", "ssm_mse")}
 
 
 def _mse(a: torch.Tensor, b: torch.Tensor) -> float:

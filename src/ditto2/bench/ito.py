@@ -2,7 +2,8 @@
 in one run.
 
 - ``controls`` (Table 1): DITTO vs DITTO-2 (CM) vs DITTO-2 (CTM) per control;
-- ``sweep`` (Table 2): (M, T) of one control, incl. the adaptive M schedule;
+- ``sweep`` (Table 2): (M, T[, γ]) of one control, incl. the adaptive M schedule; a list of such
+  sweeps over several controls and methods chooses the per-control defaults (``ditto2.bench.defaults``);
 - ``text`` (Table 3): base model with tags (no optimization) vs DITTO-2 text control with tags / null tags;
 - ``domains``: control features on vocoded audio instead of the mel (an ablation of ours).
 
@@ -35,6 +36,9 @@ DEFAULTS = {
     "controls": {"intensity": 70, "melody": 150, "structure": 150, "outpainting": 70, "inpainting": 70},
     "methods": ["ditto", "ditto2-cm", "ditto2-ctm"],
     "decode_steps": 2, "m": 1, "gamma": 0.2,
+    # a folder of per-control ITO YAMLs (experiments/ito): Table 1's DITTO-2 cells take each control's
+    # chosen (M, T, γ) from <folder>/<control>.yaml instead of the table-wide m / decode_steps / gamma
+    "control_defaults": None,
     # Table 2
     "sweep": {"control": "intensity", "method": "ditto2-ctm", "mt": [[1, 1], [1, 2], [1, 4], [2, 2], [2, 4], ["adaptive", 4]]},
     # Table 3: rows are (label, method, K, tags); K = 0 is plain sampling from the initial noise
@@ -46,7 +50,7 @@ DEFAULTS = {
 TABLES = (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Table 2: (M, T) sweep"),
           ("text", "Table 3: text control (CLAP)"),
           ("domain", "Control features on vocoded audio (compare the mel-domain CTM rows of Table 1)"))
-COLUMNS = ["control", "label", "method", "condition", "domain", "K", "M", "T", "n", "batch", "seconds_per_item",
+COLUMNS = ["control", "label", "method", "condition", "domain", "K", "M", "T", "gamma", "n", "batch", "seconds_per_item",
            "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "clap_score", "fad", "clap_score_laion",
            "fad_laion", "loss_start",
            "loss_end", "peak_rss_mb", "peak_cuda_mb"]
@@ -76,7 +80,7 @@ def run_cell(overrides: list[str], n: int, batch: int, seed: int, out: str) -> d
             emb.append(load_file(f"{out}/run{j:02d}/embeddings.safetensors"))
     first = summaries[0]
     total = {k: sum(s[k] for s in summaries) for k in ("optimize_s", "decode_s", "vocode_s")}
-    cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "tags", "device")}
+    cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "gamma", "tags", "device")}
     cell.update({
         "audio_seconds": first["audio_seconds_per_item"], "n": n, "batch": batch, "runs": len(summaries),
         "seconds_per_item": round(sum(total.values()) / n, 4),
@@ -235,12 +239,24 @@ def main(argv=None) -> int:
         if args.only and control not in args.only:
             continue
         for method in cfg.methods:
-            bench.record("controls", control, [f"method={method}", f"steps={k}", *common], label=method)
-    if cfg.sweep and not args.no_sweep:
-        sw = cfg.sweep
-        for m, t in sw.mt:
-            bench.record("sweep", sw.control, [f"method={sw.method}", f"steps={cfg.controls[sw.control]}", f"m={m}",
-                                               f"decode_steps={t}"], label=f"{sw.method} M={m} T={t}")
+            settings = common
+            if cfg.control_defaults and method != "ditto":
+                from ditto2.ito.run import decode_defaults
+
+                chosen = decode_defaults(str(Path(cfg.control_defaults) / f"{control}.yaml"), method)
+                settings = [f"{key}={value}" for key, value in chosen.items()]
+            bench.record("controls", control, [f"method={method}", f"steps={k}", *settings], label=method)
+    sweeps = [] if not cfg.sweep or args.no_sweep else (list(cfg.sweep) if OmegaConf.is_list(cfg.sweep) else [cfg.sweep])
+    for sw in sweeps:  # each: control or controls, method or methods, mt: [[M, T] or [M, T, γ], ...]
+        for control in sw.get("controls") or [sw.control]:
+            if args.only and control not in args.only:
+                continue
+            for method in sw.get("methods") or [sw.method]:
+                for cell in sw.mt:  # [M, T] at the table's γ, or [M, T, γ]
+                    m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
+                    label = f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
+                    bench.record("sweep", control, [f"method={method}", f"steps={cfg.controls[control]}", f"m={m}",
+                                                    f"decode_steps={t}", f"gamma={gamma}"], label=label)
     if cfg.text and not args.no_text:
         for label, method, k, tags in cfg.text.rows:
             k = cfg.text.steps if k is None else k
@@ -313,7 +329,8 @@ def _row(c: dict) -> dict:
     key = next((k for k in means if not k.startswith("clap_score")), "clap_score")
     tags = c.get("tags")
     return {"method": c["method"], "condition": "null" if tags in ({}, None) else "tags",
-            "domain": c.get("domains", ["mel"])[0], "K": c["K"], "M": c["M"], "T": c["T"], "n": c["n"],
+            "domain": c.get("domains", ["mel"])[0], "K": c["K"], "M": c["M"], "T": c["T"],
+            "gamma": None if c["method"] == "ditto" else c.get("gamma"), "n": c["n"],
             "batch": c["batch"], "seconds_per_item": c["seconds_per_item"], "optimize_s": c["optimize_s"],
             "decode_s": c["decode_s"], "metric": key, "value": round(means[key], 4),
             "clap_score": None if means.get("clap_score") is None else round(means["clap_score"], 4),

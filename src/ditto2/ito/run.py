@@ -43,6 +43,8 @@ class ITOConfig:
     ctm: str = "checkpoints/tiny/ctm"
     controls: list = field(default_factory=lambda: [ControlSpec()])
     shards: Optional[str] = "data/shards/debian-tiny"  # held-out clips for targets / references
+    # which held-out split targets and references come from: "test" grades, "val" chooses defaults
+    split: str = "test"
     # e.g. {genre: orchestral, mood: epic}; {} = null tags; "reference" = each held-out clip's own tags
     tags: Any = field(default_factory=dict)
     clap: Optional[str] = None  # in-domain CLAP bundle: CLAP score of each item vs its caption
@@ -66,6 +68,9 @@ class ITOConfig:
     # 0.5 points, and costs 1.7 ms instead of 52 ms per step (fwd+bwd, batch 1).
     control_nnls_iters: int = 0
     gradient_clip: Optional[float] = None
+    # per-method settings over the file's (e.g. the CM student's own M, T): {method: {key: value}};
+    # key=value overrides still win
+    defaults_by_method: dict = field(default_factory=dict)
     out: str = "results/ito/run"
     report_items: int = 16  # items that get wav + plots + TensorBoard entries (all are graded)
     device: str = "auto"  # auto | cpu | cuda
@@ -80,12 +85,20 @@ def load_config(path: Optional[str], overrides: list[str] = ()) -> ITOConfig:
         layers.append(OmegaConf.load(path))
     layers.append(OmegaConf.from_dotlist(list(overrides)))
     merged = OmegaConf.merge(*layers)
+    per_method = merged.defaults_by_method.get(merged.method) if merged.defaults_by_method else None
+    if per_method:
+        merged = OmegaConf.merge(*layers[:-1], per_method, layers[-1])
     merged.controls = [OmegaConf.merge(OmegaConf.structured(ControlSpec), c) for c in merged.controls]
     cfg: ITOConfig = OmegaConf.to_object(merged)
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
     if cfg.steps < 0 or cfg.batch < 1:
         raise ValueError("steps (K) must be >= 0 and batch >= 1")
+    if cfg.split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' (choosing defaults) or 'test' (grading), got {cfg.split!r}")
+    unknown = set(cfg.defaults_by_method) - set(METHODS)
+    if unknown:
+        raise ValueError(f"defaults_by_method has unknown methods {sorted(unknown)}; known: {METHODS}")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
     if cfg.laion_clap:
@@ -98,6 +111,16 @@ def load_config(path: Optional[str], overrides: list[str] = ()) -> ITOConfig:
     if cfg.fad_reference not in (0, None, "all") and not (isinstance(cfg.fad_reference, int) and cfg.fad_reference >= 2):
         raise ValueError(f"fad_reference must be 0, 'all' or a clip count >= 2, got {cfg.fad_reference!r}")
     return cfg
+
+
+DECODE_KEYS = ("m", "decode_steps", "gamma")
+
+
+def decode_defaults(path: str, method: str) -> dict:
+    """The (M, T, γ) that a control's experiment YAML chooses for ``method`` (its top-level values with
+    its ``defaults_by_method`` entry over them): how the bench and the demo use the per-control defaults."""
+    cfg = load_config(path, [f"method={method}"])
+    return {k: getattr(cfg, k) for k in DECODE_KEYS}
 
 
 def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None):
@@ -123,7 +146,7 @@ def reference_clips(cfg: ITOConfig):
     """Held-out clips (mels + index rows) when the config uses them, else (None, None)."""
     if cfg.shards and (cfg.tags == "reference" or any(c.name in NEEDS_REFERENCES or c.name in ("intensity", "text")
                                                       or c.source == "reference" for c in cfg.controls)):
-        return held_out_clips(cfg.shards, cfg.batch, cfg.seed)
+        return held_out_clips(cfg.shards, cfg.batch, cfg.seed, cfg.split)
     return None, None
 
 

@@ -1,0 +1,106 @@
+"""Per-control defaults from a measured sweep (paper §4: "the best performing configuration for each task").
+
+`python -m ditto2.bench.defaults results/bench-defaults` reads the sweep rows that
+`ditto2 bench --config experiments/bench/defaults-tiny.yaml` wrote (validation clips and seeds the test
+tables never use), picks for every (control, method) the (M, T, γ) with the best graded metric, and
+writes winners.{json,md} beside them. Ties within ``--tolerance`` (relative) go to the faster cell.
+``--check experiments/ito`` fails when a control's YAML does not hold its winner (the test suite
+runs this against the committed sweep).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# the reference metrics of ``lit.ito_report`` (named <control>_<metric>): accuracies and cosines
+# are better higher, every error (MSE in dB², SSM, masked mel) lower
+HIGHER_IS_BETTER_SUFFIXES = ("accuracy_pct", "clap_cosine", "clap_score")
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.endswith(HIGHER_IS_BETTER_SUFFIXES)
+
+
+def better(metric: str) -> str:
+    return "higher" if higher_is_better(metric) else "lower"
+
+
+def pick(rows: list[dict], tolerance: float = 0.02) -> dict:
+    """{control: {method: winning row}} over the sweep rows; a cell within ``tolerance`` of the best
+    value (relative) and faster wins the tie."""
+    groups: dict = {}
+    for r in rows:
+        if r["table"] == "sweep":
+            groups.setdefault(r["control"], {}).setdefault(r["method"], []).append(r)
+    out: dict = {}
+    for control, by_method in groups.items():
+        for method, cands in by_method.items():
+            sign = -1.0 if higher_is_better(cands[0]["metric"]) else 1.0
+            best = min(sign * r["value"] for r in cands)
+            close = [r for r in cands if sign * r["value"] <= best + tolerance * abs(best)]
+            out.setdefault(control, {})[method] = min(close, key=lambda r: (r["seconds_per_item"], sign * r["value"]))
+    return out
+
+
+def as_settings(row: dict) -> dict:
+    m = row["M"] if row["M"] == "adaptive" else int(row["M"])
+    return {"m": m, "decode_steps": int(row["T"]), "gamma": float(row["gamma"] if row.get("gamma") is not None else 0.0)}
+
+
+def markdown(winners: dict, rows: list[dict], meta: dict) -> str:
+    lines = [f"# Per-control defaults chosen on validation material ({meta.get('n')} generations per cell)", "",
+             "| control | method | metric | better | M | T | γ | value | s/item | cells |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for control, by_method in winners.items():
+        for method, r in by_method.items():
+            n_cells = sum(1 for x in rows if x["table"] == "sweep" and x["control"] == control and x["method"] == method)
+            s = as_settings(r)
+            lines.append(f"| {control} | {method} | {r['metric']} | {better(r['metric'])} | {s['m']} | {s['decode_steps']} | "
+                         f"{s['gamma']} | {r['value']} | {r['seconds_per_item']} | {n_cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def check(winners: dict, folder: Path) -> list[str]:
+    """Mismatches between the winners and what ``folder/<control>.yaml`` resolves to per method."""
+    from ditto2.ito.run import decode_defaults
+
+    problems = []
+    for control, by_method in winners.items():
+        path = folder / f"{control}.yaml"
+        for method, row in by_method.items():
+            want, have = as_settings(row), decode_defaults(str(path), method)
+            if method == "ditto2-cm":  # γ means nothing to CM's ping-pong decode
+                want.pop("gamma"), have.pop("gamma")
+            if want != have:
+                problems.append(f"{path} gives {method} {have}, the sweep chose {want}")
+    return problems
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep", help="a `ditto2 bench` output folder with sweep rows")
+    p.add_argument("--tolerance", type=float, default=0.02)
+    p.add_argument("--check", metavar="FOLDER", help="per-control YAMLs that must hold the winners")
+    args = p.parse_args(argv)
+    folder = Path(args.sweep)
+    data = json.loads((folder / "results.json").read_text())
+    winners = pick(data["rows"], args.tolerance)
+    if not winners:
+        print(f"{folder} has no sweep rows", file=sys.stderr)
+        return 2
+    if args.check:
+        problems = check(winners, Path(args.check))
+        for line in problems:
+            print(line, file=sys.stderr)
+        return 1 if problems else 0
+    (folder / "winners.json").write_text(json.dumps(
+        {c: {m: {**as_settings(r), "metric": r["metric"], "value": r["value"], "seconds_per_item": r["seconds_per_item"]}
+             for m, r in bm.items()} for c, bm in winners.items()}, indent=1))
+    (folder / "winners.md").write_text(markdown(winners, data["rows"], data["meta"]))
+    print((folder / "winners.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,14 +13,26 @@ def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
         for ext in (".safetensors", ".json"):
             shutil.copy(str(src) + ext, models / (name + ext))
     out = tmp_path / "demo"
-    rc = main(["--models", str(models), "--shards", str(synth_tiny), "--out", str(out), "--steps", "2",
-               "--override", "base_steps=3", "tensorboard=false"])
+    defaults = tmp_path / "defaults"  # per-control (M, T, γ): the demo must use exactly these
+    defaults.mkdir()
+    chosen = {"intensity": (1, 1, 0.0), "melody": (2, 2, 0.0), "structure": (1, 2, 0.2), "outpainting": (1, 1, 0.0),
+              "inpainting": ("adaptive", 4, 0.2), "text": (1, 2, 0.0)}
+    for c, (m, t, g) in chosen.items():
+        (defaults / f"{c}.yaml").write_text(f"m: {m}\ndecode_steps: {t}\ngamma: {g}\n")
+    rc = main(["--models", str(models), "--shards", str(synth_tiny), "--out", str(out), "--steps", "2", "--items", "2",
+               "--defaults", str(defaults), "--table", "", "--override", "base_steps=3", "tensorboard=false"])
     assert rc == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [r["control"] for r in rows] == ["intensity", "melody", "structure", "outpainting", "inpainting", "text"]
     for r in rows:
         assert r["ditto_s"] > 0 and r["ditto2_s"] > 0 and r["ditto2_clap"] is not None
         assert (out / r["control"] / "ditto.wav").exists() and (out / r["control"] / "ditto2.png").exists()
+        m, t, g = chosen[r["control"]]
+        assert r["settings"].startswith(f"M={m}, T={t}") and r["ditto2_n"] == 2
+        assert r["winner"] in ("DITTO", "DITTO-2", "tie")
+        summary = json.loads((out / r["control"] / "ditto2" / "summary.json").read_text())
+        assert (summary["M"], summary["T"], summary["gamma"]) == (m, t, g) and summary["batch"] == 2
+        assert json.loads((out / r["control"] / "ditto" / "summary.json").read_text())["batch"] == 1
     assert (out / "outpainting" / "reference.wav").exists()
     page = (out / "index.html").read_text()
     assert "<audio" in page and "speed-up" in page and (out / "README.md").exists()

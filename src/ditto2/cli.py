@@ -234,6 +234,9 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ditto2.quiet import quiet
+
+    quiet()
     if argv and argv[0] in LIGHTNING_COMMANDS:
         from ditto2.lit.cli import run_lightning_cli
 

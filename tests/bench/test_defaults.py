@@ -27,6 +27,7 @@ def test_pick_uses_the_metric_direction_and_breaks_ties_by_speed():
     assert (w["melody"]["ditto2-ctm"]["M"], w["melody"]["ditto2-ctm"]["T"]) == (2, 4)
     assert (w["intensity"]["ditto2-ctm"]["M"], w["intensity"]["ditto2-ctm"]["value"]) == (2, 1.01)
     assert pick(rows, tolerance=0.0)["intensity"]["ditto2-ctm"]["value"] == 1.0
+    assert pick(rows, max_m=1)["melody"]["ditto2-ctm"]["M"] == 1 and pick(rows, max_m=1)["intensity"]["ditto2-ctm"]["M"] == 1
 
 
 def test_per_method_defaults_resolve_and_overrides_still_win(tmp_path):
@@ -44,7 +45,8 @@ def test_per_method_defaults_resolve_and_overrides_still_win(tmp_path):
 def test_committed_yamls_hold_the_committed_sweep_winners():
     sweep = ROOT / "results" / "bench-defaults" / "results.json"
     rows = json.loads(sweep.read_text())["rows"]
-    winners = pick(rows)
+    rule = json.loads((sweep.parent / "winners.json").read_text())["rule"]
+    winners = pick(rows, rule["tolerance"], rule["max_m"])
     assert set(winners) >= {"intensity", "melody", "structure", "outpainting", "inpainting"}
     assert check(winners, ROOT / "experiments" / "ito") == []
     # the sweep graded validation material only

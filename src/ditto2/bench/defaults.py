@@ -4,6 +4,8 @@
 `ditto2 bench --config experiments/bench/defaults-tiny.yaml` wrote (validation clips and seeds the test
 tables never use), picks for every (control, method) the (M, T, γ) with the best graded metric, and
 writes winners.{json,md} beside them. Ties within ``--tolerance`` (relative) go to the faster cell.
+``--max-m 1`` keeps only cells with one student call per Adam step: the project's speed target (DITTO-2
+at least 30× faster than DITTO) does not survive M = 2 (twice the cost per step).
 ``--check experiments/ito`` fails when a control's YAML does not hold its winner (the test suite
 runs this against the committed sweep).
 """
@@ -27,12 +29,13 @@ def better(metric: str) -> str:
     return "higher" if higher_is_better(metric) else "lower"
 
 
-def pick(rows: list[dict], tolerance: float = 0.02) -> dict:
+def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None) -> dict:
     """{control: {method: winning row}} over the sweep rows; a cell within ``tolerance`` of the best
-    value (relative) and faster wins the tie."""
+    value (relative) and faster wins the tie. ``max_m``: only cells whose surrogate takes at most that
+    many steps (the adaptive schedule counts as more than 1)."""
     groups: dict = {}
     for r in rows:
-        if r["table"] == "sweep":
+        if r["table"] == "sweep" and (max_m is None or (r["M"] != "adaptive" and int(r["M"]) <= max_m)):
             groups.setdefault(r["control"], {}).setdefault(r["method"], []).append(r)
     out: dict = {}
     for control, by_method in groups.items():
@@ -49,8 +52,8 @@ def as_settings(row: dict) -> dict:
     return {"m": m, "decode_steps": int(row["T"]), "gamma": float(row["gamma"] if row.get("gamma") is not None else 0.0)}
 
 
-def markdown(winners: dict, rows: list[dict], meta: dict) -> str:
-    lines = [f"# Per-control defaults chosen on validation material ({meta.get('n')} generations per cell)", "",
+def markdown(winners: dict, rows: list[dict], meta: dict, rule: str = "") -> str:
+    lines = [f"# Per-control defaults chosen on validation material ({meta.get('n')} generations per cell)", "", rule, "",
              "| control | method | metric | better | M | T | γ | value | s/item | cells |", "|---|---|---|---|---|---|---|---|---|---|"]
     for control, by_method in winners.items():
         for method, r in by_method.items():
@@ -81,11 +84,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", help="a `ditto2 bench` output folder with sweep rows")
     p.add_argument("--tolerance", type=float, default=0.02)
+    p.add_argument("--max-m", type=int, help="only cells with at most this many surrogate steps (the speed target)")
     p.add_argument("--check", metavar="FOLDER", help="per-control YAMLs that must hold the winners")
     args = p.parse_args(argv)
     folder = Path(args.sweep)
     data = json.loads((folder / "results.json").read_text())
-    winners = pick(data["rows"], args.tolerance)
+    if args.check and (folder / "winners.json").exists():  # check with the rule the winners were picked by
+        rule = json.loads((folder / "winners.json").read_text())["rule"]
+        args.tolerance, args.max_m = rule["tolerance"], rule["max_m"]
+    winners = pick(data["rows"], args.tolerance, args.max_m)
     if not winners:
         print(f"{folder} has no sweep rows", file=sys.stderr)
         return 2
@@ -94,10 +101,15 @@ def main(argv=None) -> int:
         for line in problems:
             print(line, file=sys.stderr)
         return 1 if problems else 0
-    (folder / "winners.json").write_text(json.dumps(
-        {c: {m: {**as_settings(r), "metric": r["metric"], "value": r["value"], "seconds_per_item": r["seconds_per_item"]}
-             for m, r in bm.items()} for c, bm in winners.items()}, indent=1))
-    (folder / "winners.md").write_text(markdown(winners, data["rows"], data["meta"]))
+    (folder / "winners.json").write_text(json.dumps({
+        "rule": {"tolerance": args.tolerance, "max_m": args.max_m},
+        "winners": {c: {m: {**as_settings(r), "metric": r["metric"], "value": r["value"],
+                            "seconds_per_item": r["seconds_per_item"]} for m, r in bm.items()}
+                    for c, bm in winners.items()}}, indent=1))
+    rule = (f"Rule: the best graded metric (ties within {args.tolerance:.0%} go to the faster cell)"
+            + (f", among cells with M <= {args.max_m}." if args.max_m else "."))
+    (folder / "winners.md").write_text(markdown(winners, data["rows"], data["meta"], rule))
+
     print((folder / "winners.md").read_text())
     return 0
 

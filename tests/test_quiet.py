@@ -14,3 +14,11 @@ def test_quiet_filters_only_the_known_messages():
         warnings.warn("a real problem the user must see")
     assert [str(w.message) for w in caught] == ["a real problem the user must see"]
     assert logging.getLogger("pytorch_lightning.utilities.rank_zero").getEffectiveLevel() == logging.WARNING
+
+
+def test_quiet_turns_off_the_hub_progress_bars(monkeypatch):
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    quiet()
+    import os
+
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"

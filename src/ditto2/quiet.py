@@ -3,6 +3,7 @@ real errors. Each pattern names a message this project triggers on purpose or ca
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 KNOWN_HARMLESS = (
@@ -19,7 +20,9 @@ QUIET_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.acc
 
 
 def quiet() -> None:
-    """Filter the known warnings and the Trainer's "GPU available / TPU available / tip" banner lines."""
+    """Filter the known warnings, the Trainer's "GPU available / TPU available / tip" banner lines and the
+    "Loading weights" bar transformers draws each time the in-domain CLAP loads its MiniLM tower."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for pattern in KNOWN_HARMLESS:
         warnings.filterwarnings("ignore", message=pattern)
     for name in QUIET_LOGGERS:

@@ -30,6 +30,18 @@ def _perturb(module, seed=1, scale=0.02):
             p.add_(scale * torch.randn(p.shape, generator=g))
 
 
+def _hand_draws(m, batch, seed):
+    """The loss's random numbers, drawn by hand in the documented order: n, w, tag dropout, ε, then s's u."""
+    g = torch.Generator().manual_seed(seed)
+    x0, h = batch["mel"], m.hparams
+    b = x0.shape[0]
+    n = torch.randint(0, len(m.grid) - 1, (b,), generator=g)
+    w = h.w_min + (h.w_max - h.w_min) * torch.rand(b, generator=g)
+    tags = drop_tags(batch["tags"], h.tag_dropout, generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    return g, x0, n, w, tags, eps
+
+
 @pytest.mark.parametrize("teacher_steps", [1, 3])
 def test_ctm_loss_matches_a_hand_computation(info, teacher_tiny, teacher_steps):
     m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, teacher_steps=teacher_steps).eval()
@@ -38,12 +50,8 @@ def test_ctm_loss_matches_a_hand_computation(info, teacher_tiny, teacher_steps):
     loss = m.distill_loss(batch, torch.Generator().manual_seed(7))
 
     # by hand, drawing the same random numbers in the documented order
-    g = torch.Generator().manual_seed(7)
-    x0, b, grid, h = batch["mel"], 4, m.grid, m.hparams
-    n = torch.randint(0, len(grid) - 1, (b,), generator=g)
-    w = h.w_min + (h.w_max - h.w_min) * torch.rand(b, generator=g)
-    tags = drop_tags(batch["tags"], h.tag_dropout, generator=g)
-    eps = torch.randn(x0.shape, generator=g)
+    g, x0, n, w, tags, eps = _hand_draws(m, batch, 7)
+    b, grid = 4, m.grid
     u = torch.rand(b, generator=g)
     losses = []
     j_batch = int(torch.randint(1, teacher_steps + 1, (1,), generator=g)) if teacher_steps > 1 else 1
@@ -68,12 +76,8 @@ def test_cm_loss_matches_a_hand_computation(info, teacher_tiny):
     _perturb(m)
     batch = _batch(seed=3)
     loss = m.distill_loss(batch, torch.Generator().manual_seed(5))
-    g = torch.Generator().manual_seed(5)
-    x0, b, grid, h = batch["mel"], 4, m.grid, m.hparams
-    n = torch.randint(0, len(grid) - 1, (b,), generator=g)
-    w = h.w_min + (h.w_max - h.w_min) * torch.rand(b, generator=g)
-    tags = drop_tags(batch["tags"], h.tag_dropout, generator=g)
-    eps = torch.randn(x0.shape, generator=g)
+    _, x0, n, w, tags, eps = _hand_draws(m, batch, 5)
+    grid = m.grid
     x = x0 + grid[n].reshape(-1, 1, 1, 1) * eps
     xh = teacher_step(m.teacher, x, grid[n], grid[n + 1], tags, w)
     want = (m.student(x, grid[n], tags, w) - m.target(xh, grid[n + 1], tags, w)).pow(2).flatten(1).mean(1)
@@ -153,12 +157,8 @@ def test_data_space_loss_carries_both_sides_to_sigma_min(info, teacher_tiny):
     _perturb(m)
     batch = _batch(seed=5)
     loss = m.distill_loss(batch, torch.Generator().manual_seed(9))
-    g = torch.Generator().manual_seed(9)
-    x0, b, grid, h = batch["mel"], 4, m.grid, m.hparams
-    n = torch.randint(0, len(grid) - 1, (b,), generator=g)
-    w = h.w_min + (h.w_max - h.w_min) * torch.rand(b, generator=g)
-    tags = drop_tags(batch["tags"], h.tag_dropout, generator=g)
-    eps = torch.randn(x0.shape, generator=g)
+    g, x0, n, w, tags, eps = _hand_draws(m, batch, 9)
+    b, grid = 4, m.grid
     u = torch.rand(b, generator=g)
     last = len(grid) - 1
     s_idx = n + 1 + (u * (last - n).float()).floor().long().clamp(max=last - n - 1)

@@ -42,3 +42,16 @@ def test_demo_says_how_to_get_missing_models(tmp_path, capsys):
     assert main(["--models", str(tmp_path), "--shards", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert "make pretrain" in err and "make distill-ctm" in err
+
+
+def test_demo_table_column_reads_the_committed_tables():
+    """The demo's default --table files exist; DITTO comes from the GPU table, DITTO-2 (defaults) from the CPU one."""
+    from pathlib import Path
+
+    from ditto2.demo import _table_values
+
+    root = Path(__file__).resolve().parents[1]
+    values = _table_values([root / "results/bench-win-cpu/results.json", root / "results/bench-gpu/results.json"])
+    assert set(values) == {"intensity", "melody", "structure", "outpainting", "inpainting"}
+    ditto, ditto2, n = values["intensity"]
+    assert ditto == 4.4303 and n == 32 and ditto2 < ditto

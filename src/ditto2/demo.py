@@ -122,18 +122,23 @@ def write_pages(rows: list[dict], out: Path, meta: dict) -> None:
     (out / "index.html").write_text("\n".join(body) + "</table></body></html>")
 
 
-def _table_values(path: Path | None) -> dict:
-    """{control: (DITTO, DITTO-2 CTM, n)} from a committed `ditto2 bench` results.json (Table 1 rows)."""
-    if path is None or not path.exists():
-        return {}
-    rows = json.loads(path.read_text())["rows"]
-    get = lambda c, m: next((r for r in rows if r["table"] == "controls" and r["control"] == c and r["method"] == m), None)
-    out = {}
-    for c in {r["control"] for r in rows}:
-        d, d2 = get(c, "ditto"), get(c, "ditto2-ctm")
-        if d2 is not None:
-            out[c] = (d["value"] if d else None, d2["value"], d2["n"])
-    return out
+def _table_values(paths: list[Path]) -> dict:
+    """{control: (DITTO, DITTO-2 CTM, n)} from committed `ditto2 bench` results.json files (Table 1 rows): each
+    value from the first file that has it (e.g. DITTO-2 with the defaults from the CPU table, DITTO from the GPU one)."""
+    out: dict = {}
+    for path in paths:
+        if not path.exists():
+            continue
+        for r in json.loads(path.read_text())["rows"]:
+            if r["table"] != "controls" or r["method"] not in ("ditto", "ditto2-ctm"):
+                continue
+            d, d2, n = out.get(r["control"], (None, None, None))
+            if r["method"] == "ditto" and d is None:
+                d = r["value"]
+            elif r["method"] == "ditto2-ctm" and d2 is None:
+                d2, n = r["value"], r["n"]
+            out[r["control"]] = (d, d2, n)
+    return {c: v for c, v in out.items() if v[1] is not None}
 
 
 def _row(control: str, res: dict, table: dict) -> dict:
@@ -167,8 +172,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--items", type=int, default=4, help="DITTO-2 generations per control (DITTO: the first one)")
     p.add_argument("--defaults", default="experiments/ito", help="per-control YAMLs holding DITTO-2's (M, T, γ)")
-    p.add_argument("--table", default="results/bench-defaults-test/results.json",
-                   help="a committed large-n `ditto2 bench` table shown beside the demo's own numbers")
+    p.add_argument("--table", nargs="*", default=["results/bench-win-cpu/results.json", "results/bench-gpu/results.json"],
+                   help="committed `ditto2 bench` tables shown beside the demo's own numbers (first file with a value wins)")
     p.add_argument("--override", nargs="*", default=[], help="extra ITO config overrides, key=value")
     p.add_argument("--shards-only", action="store_true", help="only build the held-out evaluation shards")
     args = p.parse_args(argv)
@@ -184,7 +189,7 @@ def main(argv=None) -> int:
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, table = [], _table_values(Path(args.table) if args.table else None)
+    rows, table = [], _table_values([Path(t) for t in args.table if t])
     from ditto2.quiet import quiet
 
     quiet()
@@ -200,10 +205,10 @@ def main(argv=None) -> int:
               f"{r['speedup']:.0f}x faster per item (DITTO-2 in a batch of {r['ditto2_n']})", flush=True)
     minutes = (time.time() - t0) / 60
     meta = {"text": f"Held-out clips the models never trained on, each conditioned on its own tags; K={args.steps} Adam "
-                    f"steps for both methods; DITTO-2 on {args.items} items per control, DITTO (≈50× slower) on the "
+                    f"steps for both methods; DITTO-2 on {args.items} items per control, DITTO on the "
                     f"first; the winner is decided on that shared item (ties within 2 %). Times are wall seconds per "
                     f"generation on this machine; {minutes:.1f} min in all. The last column is the committed "
-                    f"large-n table ({args.table}), the numbers to trust."}
+                    f"tables ({', '.join(args.table) or 'none given'}), the numbers to trust."}
     write_pages(rows, out, meta)
     (out / "results.json").write_text(json.dumps({"rows": rows, "minutes": round(minutes, 2)}, indent=1))
     print(f"\nOpen {out / 'index.html'} (or {out / 'README.md'}); tensorboard --logdir {out}")

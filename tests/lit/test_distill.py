@@ -12,7 +12,7 @@ def args(kind, shards, teacher, tmp_path, *extra):
             "--model.init_args.teacher", str(teacher), "--data.batch_size", "2",
             "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), "--trainer.max_time", "null",
             "--trainer.limit_val_batches", "1", "--model.init_args.n_log_samples", "2",
-            "--model.init_args.sample_steps", "[1, 2]", *extra]
+            "--model.init_args.sample_steps", "[1, 2]", "--model.init_args.n_bias_samples", "2", *extra]
 
 
 @pytest.mark.parametrize("kind", ["cm", "ctm"])
@@ -27,6 +27,12 @@ def test_train_export_and_sample(kind, synth_tiny, teacher_tiny, tmp_path):
               "--trainer.callbacks.save_last=true", "--trainer.callbacks.every_n_train_steps=2"))
     run = tmp_path / "logs" / f"distill-{kind}-tiny" / "main"
     assert list((run / "samples").glob("teacher_euler20_*.png")) and list((run / "samples").glob(f"{kind}_1step_*.png"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    logged = set(events.Tags()["scalars"])  # the step-count bias of every decode, each validation
+    assert {f"bias/{f}_{k}step" for f in ("level_db", "chroma_agree", "ssm_mse") for k in (1, 2)} <= logged
     main(["export", str(run / "checkpoints" / "last.ckpt"), str(tmp_path / kind)])
     student, meta = load_bundle(tmp_path / kind)
     assert meta["kind"] == kind and meta["unet"]["use_w_embedding"]

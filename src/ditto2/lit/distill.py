@@ -137,8 +137,7 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
 
     def distill_loss(self, batch, generator=None) -> torch.Tensor:
         x0, n, w, tags, eps = self._draw(batch, generator)
-        t, t_next = self.grid[n], self.grid[n + 1]
-        x_t = x0 + t.reshape(-1, 1, 1, 1) * eps
+        x_t = x0 + self.grid[n].reshape(-1, 1, 1, 1) * eps
         m = self.draw_s_index(n, generator)
         j = self.teacher_span(n, m, generator)
         x_hat = self.teacher_solve(x_t, n, j, tags, w)

@@ -114,8 +114,8 @@ def write_pages(rows: list[dict], out: Path, meta: dict) -> None:
         c = r["control"]
         audio = "".join(f"<div>{n}<br><audio controls src='{c}/{n}.wav'></audio></div>"
                         for n in ("reference", "ditto", "ditto2") if (out / c / f"{n}.wav").exists())
-        tds = "".join(f"<td>{'<b>' + html.escape(str(v)) + '</b>' if j == 5 else html.escape(str(v))}</td>"
-                      for j, v in enumerate(vals))
+        tds = "".join(f"<td><b>{html.escape(str(v))}</b></td>" if h.startswith("winner") else f"<td>{html.escape(str(v))}</td>"
+                      for h, v in zip(head, vals))
         body.append(f"<tr>{tds}<td>{audio}</td></tr>")
         body.append(f"<tr><td colspan={len(head) + 1}><i>{html.escape(ASKED[c])}</i> DITTO-2 settings: "
                     f"{html.escape(r['settings'])}.<br><img src='{c}/ditto.png' width=45%> <img src='{c}/ditto2.png' width=45%></td></tr>")

@@ -7,6 +7,7 @@ import torch
 from ditto2.data.datamodule import MelShardDataModule
 from ditto2.diffusion.consistency import teacher_step
 from ditto2.diffusion.edm import drop_tags
+from ditto2.controls.bias import FeatureBias
 from ditto2.lit.distill import CMDistillModule, CTMDistillModule, control_feature_bias
 
 
@@ -143,7 +144,7 @@ def test_control_feature_bias_reads_known_shifts(info):
     ref = torch.randn(2, 1, 64, 256, generator=g) * 0.5
     delta = 0.3  # natural-log magnitude units; in the normalized mel that is delta / std · target_std
     nz = ctx.normalizer
-    out = control_feature_bias(ctx, ref, {1: ref.clone(), 2: ref + delta / nz.std * nz.target_std})
+    out = control_feature_bias(FeatureBias(ctx, ref), {1: ref.clone(), 2: ref + delta / nz.std * nz.target_std})
     assert abs(float(out["bias/level_db_1step"])) < 1e-4 and float(out["bias/chroma_agree_1step"]) == 1.0
     assert float(out["bias/ssm_mse_1step"]) < 1e-10
     want = 20 * torch.log10(torch.exp(torch.tensor(delta)))

@@ -4,7 +4,7 @@ For a fixed batch of unit noises and tags (``--null-tags``: all null, as ITO wit
 mel-space MSE between the teacher's T=20 guided Euler sample and: the CM student (1/2/4 steps,
 multistep), the CTM student (1/2/4 steps, several γ), and, as the reference point distillation must
 beat, the teacher itself with 1/2/4 Euler steps (what a student is at initialization). Beside the MSE,
-the step-count bias on the controls' own features (``lit.distill.control_feature_bias``): mean level
+the step-count bias on the controls' own features (``controls.bias.FeatureBias``): mean level
 difference in dB, chroma argmax agreement, SSM MSE. Results: results/bench-distill/results.{json,md}.
 
 ``--attribute``: where a CTM's step-count bias comes from. Each row replaces part of the teacher's
@@ -24,8 +24,8 @@ import torch
 from ditto2.diffusion.consistency import cm_sample, ctm_gamma_sample, decode_sigmas
 from ditto2.diffusion.edm import karras_sigmas
 from ditto2.controls import MelContext
+from ditto2.controls.bias import FeatureBias
 from ditto2.lit.bundle import load_bundle
-from ditto2.lit.distill import control_feature_bias
 from ditto2.lit.generate import load_generator
 
 
@@ -63,10 +63,11 @@ def main(argv=None) -> int:
     rows, t0 = [], time.time()
     with torch.no_grad():
         ref = batched(lambda z, c: gen.sample(z, c, w=args.w, steps=20))
+        bias = FeatureBias(ctx, ref)
         for k in args.steps:
             out = batched(lambda z, c: gen.sample(z, c, w=args.w, steps=k + 1))  # k+1 sigmas incl. σ_min → k+1 evals
             rows.append({"model": "teacher (Euler, no distillation)", "steps": k + 1, "gamma": None, "mse": _mse(out, ref),
-                         **_bias(ctx, ref, out)})
+                         **_bias(bias, out)})
         for kind in ("cm", "ctm"):
             path = getattr(args, kind)
             if not Path(path + ".safetensors").exists():
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
                         fn = lambda z, c: ctm_gamma_sample(lambda x, t, s: student(x, t, s, c, args.w), z * sig[0], sig,
                                                            gamma, gen_noise)
                     out = batched(fn)
-                    rows.append({"model": kind.upper(), "steps": k, "gamma": gamma, "mse": _mse(out, ref), **_bias(ctx, ref, out)})
+                    rows.append({"model": kind.upper(), "steps": k, "gamma": gamma, "mse": _mse(out, ref), **_bias(bias, out)})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"n": args.n, "w": args.w, "teacher": args.teacher, "cm": args.cm, "ctm": args.ctm,
@@ -129,11 +130,12 @@ def attribute(gen, ctm_path: str, noise, tags, w: float, ctx, out: Path) -> int:
         return x
 
     ref = run((("T", 0, last),))
+    bias = FeatureBias(ctx, ref)
     rows = []
     for path in ATTRIBUTION_PATHS:
         name = "".join(f"{k}({i}-{min(j, last)})" for k, i, j in path)
         x = run(path)
-        rows.append({"path": name, "mse": _mse(x, ref), **_bias(ctx, ref, x)})
+        rows.append({"path": name, "mse": _mse(x, ref), **_bias(bias, x)})
     out.mkdir(parents=True, exist_ok=True)
     (out / "attribution.json").write_text(json.dumps({"ctm": ctm_path, "n": len(noise), "w": w, "rows": rows}, indent=1))
     lines = [f"# Where the CTM's step-count bias comes from ({len(noise)} noises, w={w}, {ctm_path})", "",
@@ -147,9 +149,8 @@ def attribute(gen, ctm_path: str, noise, tags, w: float, ctx, out: Path) -> int:
     return 0
 
 
-def _bias(ctx, ref: torch.Tensor, out: torch.Tensor) -> dict:
-    b = control_feature_bias(ctx, ref, {0: out})
-    return {key: round(float(b[f"bias/{key}_0step"]), 4) for key in ("level_db", "level_abs_db", "chroma_agree", "ssm_mse")}
+def _bias(bias: FeatureBias, out: torch.Tensor) -> dict:
+    return {key: round(float(v), 4) for key, v in bias(out).items() if key != "mse"}
 
 
 def _mse(a: torch.Tensor, b: torch.Tensor) -> float:

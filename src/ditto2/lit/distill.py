@@ -23,7 +23,8 @@ import pytorch_lightning as pl
 import torch
 
 from ditto2.audio.mel import MelConfig, MelNormalizer
-from ditto2.controls import IntensityControl, MelContext, MelodyControl, StructureControl
+from ditto2.controls import MelContext
+from ditto2.controls.bias import FeatureBias
 from ditto2.data.tags import TagVocab
 from ditto2.diffusion.consistency import (CMStudent, CTMStudent, cm_sample, ctm_gamma_sample, decode_sigmas,
                                           teacher_step)
@@ -219,36 +220,30 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
     def step_count_bias(self) -> dict:
         """Control-feature bias of the k-step students against the teacher's full-grid output of the
         same noises (null tags, w = sample_w, deterministic decode: γ = 0 for CTM): what ITO through a
-        1-step map and decoding with k steps depends on. Keys ``bias/<feature>_<k>step``."""
-        n = self.hparams.n_bias_samples
-        cfg, dev = self.mel_config, self.device
-        gen = torch.Generator().manual_seed(self.hparams.sample_seed + 1)
-        noise = torch.randn((n, 1, cfg.n_mels, cfg.frames), generator=gen).to(dev)
-        tags = torch.zeros((n, len(self.vocab.sizes)), dtype=torch.long, device=dev)
-        w = self.hparams.sample_w
-        teacher = Generator(self.teacher, self.mel_config, self.normalizer, self.vocab, self.teacher_meta)
-        ref = teacher.sample(noise, tags, w=w, steps=len(self.grid))
-        outs = {k: self.generate(noise, tags, w, k, **({"gamma": 0.0} if self.kind == "ctm" else {}),
-                                 generator=torch.Generator(device=dev).manual_seed(0)) for k in self.hparams.sample_steps}
-        return control_feature_bias(MelContext(self.mel_config, self.normalizer), ref, outs)
+        1-step map and decoding with k steps depends on. Keys ``bias/<feature>_<k>step``. The teacher is
+        frozen and the noises fixed, so its output and features are computed at the first validation only."""
+        if getattr(self, "_bias_reference", None) is None:
+            n, cfg, dev = self.hparams.n_bias_samples, self.mel_config, self.device
+            gen = torch.Generator().manual_seed(self.hparams.sample_seed + 1)
+            noise = torch.randn((n, 1, cfg.n_mels, cfg.frames), generator=gen).to(dev)
+            tags = torch.zeros((n, len(self.vocab.sizes)), dtype=torch.long, device=dev)
+            teacher = Generator(self.teacher, self.mel_config, self.normalizer, self.vocab, self.teacher_meta)
+            ref = teacher.sample(noise, tags, w=self.hparams.sample_w, steps=len(self.grid))
+            self._bias_reference = (noise, tags, FeatureBias(MelContext(self.mel_config, self.normalizer), ref))
+        noise, tags, bias = self._bias_reference
+        outs = {k: self.generate(noise, tags, self.hparams.sample_w, k, **({"gamma": 0.0} if self.kind == "ctm" else {}),
+                                 generator=torch.Generator(device=noise.device).manual_seed(0))
+                for k in self.hparams.sample_steps}
+        return control_feature_bias(bias, outs)
 
 
-def control_feature_bias(ctx: MelContext, reference: torch.Tensor, outputs: dict) -> dict:
-    """For each ``{k: mels}``: mean level difference in dB (signed and per-item absolute), chroma argmax
-    agreement with the reference, and MSE between MFCC self-similarity matrices — the intensity,
-    melody and structure controls' own features, so a bias here is a bias ITO inherits."""
-    intensity, melody, structure = IntensityControl(ctx), MelodyControl(ctx), StructureControl(ctx)
-    ref_level = intensity.features(reference).mean(-1)
-    ref_chroma = melody.features(reference).argmax(1)
-    ref_ssm = structure.features(reference)
+def control_feature_bias(bias: FeatureBias, outputs: dict) -> dict:
+    """``{k: mels}`` -> TensorBoard keys ``bias/<feature>_<k>step`` and ``val/mse_vs_teacher_<k>step_n<N>``."""
     out = {}
     for k, mels in outputs.items():
-        level = intensity.features(mels).mean(-1) - ref_level
-        out[f"bias/level_db_{k}step"] = level.mean()
-        out[f"bias/level_abs_db_{k}step"] = level.abs().mean()
-        out[f"bias/chroma_agree_{k}step"] = (melody.features(mels).argmax(1) == ref_chroma).float().mean()
-        out[f"bias/ssm_mse_{k}step"] = (structure.features(mels) - ref_ssm).pow(2).mean()
-        out[f"val/mse_vs_teacher_{k}step_n{len(mels)}"] = (mels - reference).pow(2).mean()
+        values = bias(mels)
+        out[f"val/mse_vs_teacher_{k}step_n{len(mels)}"] = values.pop("mse")
+        out.update({f"bias/{key}_{k}step": v for key, v in values.items()})
     return out
 
 

@@ -10,7 +10,7 @@ PRESET ?= tiny
 SHARDS ?= data/shards/debian-$(PRESET)
 DEMO_SHARDS ?= data/shards/demo-$(PRESET)
 
-.PHONY: install test demo shards shards-synth bench-data bench-ito bench bench-paper-speed pretrain export-teacher distill-cm distill-ctm export-students bench-distill clap export-clap ito clean
+.PHONY: install lint test demo shards shards-synth bench-data bench-ito bench bench-paper-speed pretrain export-teacher distill-cm distill-ctm export-students bench-distill clap export-clap ito clean
 
 $(BIN)/.stamp-install: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,7 +21,11 @@ $(BIN)/.stamp-install: pyproject.toml
 
 install: $(BIN)/.stamp-install
 
-test: install
+# Style and import order (ruff, configured in pyproject.toml); `make test` runs it first, so CI does too.
+lint: install
+	$(BIN)/ruff check src tests examples
+
+test: install lint
 	$(BIN)/python -m pytest tests
 
 # Real-music shards for training: Debian's game-music packages (≈8.7 h), tiny mel preset by default.

@@ -48,9 +48,11 @@ def audio_folder(tmp_path_factory):
     ogg = (root / "c.ogg").read_bytes()
     (root / "truncated.ogg").write_bytes(ogg[: len(ogg) // 2]); bad["truncated.ogg"] = "truncated"
     (root / "empty.wav").write_bytes(b""); bad["empty.wav"] = "empty"
-    (root / "notes.mp3").write_text("this is not audio, just text with an audio extension\n" * 20); bad["notes.mp3"] = "cannot decode"
+    (root / "notes.mp3").write_text("this is not audio, just text with an audio extension\n" * 20)
+    bad["notes.mp3"] = "cannot decode"
     rng = np.random.default_rng(0)
-    (root / "garbage.flac").write_bytes(rng.integers(0, 256, 5000, dtype=np.uint8).tobytes()); bad["garbage.flac"] = "cannot decode"
+    (root / "garbage.flac").write_bytes(rng.integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    bad["garbage.flac"] = "cannot decode"
     sf.write(root / "short.wav", tone_track(2.0, 300, 7), SR); bad["short.wav"] = "shorter than one clip"
     nan = tone_track(13.0, 300, 8); nan[1000:1010] = np.nan
     sf.write(root / "nan.wav", nan, SR, subtype="FLOAT"); bad["nan.wav"] = "non-finite"

@@ -40,7 +40,7 @@ def make_teacher_bundle(shards, out):
 
     from ditto2.data.datamodule import MelShardDataModule
     from ditto2.diffusion.edm import EDMPrecond
-    from ditto2.lit.bundle import save_bundle, unet_config_to_dict
+    from ditto2.models.bundle import save_bundle, unet_config_to_dict
     from ditto2.nn.unet import UNet, UNetConfig
 
     dm = MelShardDataModule(str(shards))
@@ -69,8 +69,8 @@ def teacher_paper(synth_paper, tmp_path_factory):
 def student_bundles(synth_tiny, teacher_tiny, tmp_path_factory):
     """Freshly initialized CM and CTM students of the small teacher (what distillation starts from)."""
     from ditto2.data.datamodule import MelShardDataModule
-    from ditto2.lit.bundle import save_bundle
     from ditto2.lit.distill import CMDistillModule, CTMDistillModule
+    from ditto2.models.bundle import save_bundle
 
     info = MelShardDataModule(str(synth_tiny)).data_info()
     out = tmp_path_factory.mktemp("students")
@@ -89,8 +89,9 @@ def clap_bundle(synth_tiny, tmp_path_factory):
     import torch
 
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from ditto2.clap.indomain import InDomainClapModule, save_clap_bundle
+    from ditto2.clap.indomain import save_clap_bundle
     from ditto2.data.datamodule import MelShardDataModule
+    from ditto2.lit.clap import InDomainClapModule
 
     info = MelShardDataModule(str(synth_tiny)).data_info()
     torch.manual_seed(0)
@@ -104,7 +105,7 @@ def tiny_laion_clap_dir(root, fusion: bool = False, sr: int = 48000):
     import torch
     from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
 
-    from ditto2.clap.indomain import minilm_path
+    from ditto2.clap.text import minilm_path
 
     tok = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
     text = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

@@ -109,7 +109,7 @@ def _add_vocode(sub) -> None:
 
 
 def _export(args) -> int:
-    from ditto2.lit.bundle import checkpoint_to_bundle
+    from ditto2.lit.export import checkpoint_to_bundle
 
     path = checkpoint_to_bundle(args.checkpoint, args.out, shards=args.shards)
     print(f"wrote {path}.safetensors and {path}.json")
@@ -122,11 +122,17 @@ def _sample(args) -> int:
     import soundfile as sf
     import torch
 
+    from ditto2.audio.io import peak_normalized
     from ditto2.audio.vocoder import GriffinLimVocoder
-    from ditto2.lit.generate import load_generator
+    from ditto2.models.generator import load_generator
     from ditto2.viz import mel_grid_figure, save_figure
 
-    gen = load_generator(args.model)
+    if args.model.endswith(".ckpt"):
+        from ditto2.lit.export import load_checkpoint_generator
+
+        gen = load_checkpoint_generator(args.model)
+    else:
+        gen = load_generator(args.model)
     tags = gen.encode_tags({"genre": args.genre, "mood": args.mood, "tempo": args.tempo}, args.n)
     noise = torch.randn((args.n, 1, gen.mel.n_mels, gen.mel.frames), generator=torch.Generator().manual_seed(args.seed))
     t0 = time.time()
@@ -136,7 +142,7 @@ def _sample(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for i, wave in enumerate(waves):
-        sf.write(out / f"sample_{i}.wav", (wave / wave.abs().max().clamp(min=1e-6) * 0.9).numpy(), gen.mel.sample_rate)
+        sf.write(out / f"sample_{i}.wav", peak_normalized(wave).numpy(), gen.mel.sample_rate)
     save_figure(mel_grid_figure([m[0].numpy() for m in mels], [gen.describe(t) for t in tags]), out / "mels.png")
     print(json.dumps({"out": str(out), "n": args.n, "steps": args.steps, "w": args.w, "seconds": round(time.time() - t0, 2)}))
     return 0
@@ -163,7 +169,7 @@ def _add_model_commands(sub) -> None:
 
 
 def _ito(args) -> int:
-    from ditto2.ito.run import load_config, run_ito
+    from ditto2.runs.ito import load_config, run_ito
 
     cfg = load_config(args.config, args.overrides)
     summary = run_ito(cfg)
@@ -180,7 +186,7 @@ def _add_ito(sub) -> None:
 
 
 def _text_features(args) -> int:
-    from ditto2.clap.indomain import TEXT_FEATURES_ENV, write_text_features
+    from ditto2.clap.text import TEXT_FEATURES_ENV, write_text_features
 
     captions = list(args.captions or [])
     for shards in args.shards or []:

@@ -58,17 +58,18 @@ METRIC_NAMES = {"intensity_mse_db2": "level MSE (dB²)", "melody_accuracy_pct": 
 
 def run_control(control: str, i: int, args, models: Path) -> dict:
     """DITTO-2 (the control's chosen defaults) on ``args.items`` items and DITTO on the first of them."""
-    from ditto2.ito.run import decode_defaults, load_config, run_ito
+    from ditto2.runs.ito import ControlSpec, decode_defaults, make_config, run_ito, with_overrides
 
-    spec = f"{{name: {control}, kwargs: {{embedder: {models / 'clap'}}}}}" if control == "text" else f"{{name: {control}}}"
+    kwargs = {"embedder": str(models / "clap")} if control == "text" else {}
+    base = make_config(teacher=str(models / "teacher"), ctm=str(models / "ctm"), cm=str(models / "cm"),
+                       clap=str(models / "clap"), shards=str(args.shards), tags="reference", steps=args.steps,
+                       controls=[ControlSpec(name=control, kwargs=kwargs)], seed=args.seed + i)
     out = {}
     for label, method in METHODS:
         chosen = decode_defaults(str(Path(args.defaults) / f"{control}.yaml"), method) if method != "ditto" else {}
-        over = [f"method={method}", f"teacher={models / 'teacher'}", f"ctm={models / 'ctm'}", f"cm={models / 'cm'}",
-                f"clap={models / 'clap'}", f"shards={args.shards}", f"controls=[{spec}]", "tags=reference",
-                f"batch={args.items if label == 'ditto2' else 1}", f"seed={args.seed + i}", f"steps={args.steps}",
-                f"out={args.out}/{control}/{label}", *(f"{k}={v}" for k, v in chosen.items()), *args.override]
-        out[label] = run_ito(load_config(None, over))
+        cfg = make_config(base, method=method, batch=args.items if label == "ditto2" else 1,
+                          out=f"{args.out}/{control}/{label}", **chosen)
+        out[label] = run_ito(with_overrides(cfg, args.override))
     return out
 
 
@@ -118,7 +119,8 @@ def write_pages(rows: list[dict], out: Path, meta: dict) -> None:
                       for h, v in zip(head, vals))
         body.append(f"<tr>{tds}<td>{audio}</td></tr>")
         body.append(f"<tr><td colspan={len(head) + 1}><i>{html.escape(ASKED[c])}</i> DITTO-2 settings: "
-                    f"{html.escape(r['settings'])}.<br><img src='{c}/ditto.png' width=45%> <img src='{c}/ditto2.png' width=45%></td></tr>")
+                    f"{html.escape(r['settings'])}.<br><img src='{c}/ditto.png' width=45%> "
+                    f"<img src='{c}/ditto2.png' width=45%></td></tr>")
     (out / "index.html").write_text("\n".join(body) + "</table></body></html>")
 
 

@@ -41,3 +41,37 @@ def save_figure(fig, path: str | Path, close: bool = True) -> None:
     fig.savefig(path, dpi=110)
     if close:
         plt.close(fig)
+
+
+def show_mel(ax, mel: np.ndarray, title: Optional[str] = None) -> None:
+    """A normalized (n_mels, frames) mel on ``ax``, low frequencies at the bottom."""
+    ax.imshow(np.asarray(mel), origin="lower", aspect="auto", cmap="magma", vmin=-2, vmax=2)
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def finish(fig, title: str):
+    """The title of a per-item report figure, laid out."""
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def mel_figure(mel: np.ndarray, title: str):
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    show_mel(ax, mel)
+    return finish(fig, title)
+
+
+def series_figure(target: np.ndarray, achieved: np.ndarray, target_label: str, achieved_label: str, ylabel: str,
+                  title: str, style: tuple = ("-", "-")):
+    """Target vs achieved per frame (intensity curves, melody pitch classes)."""
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    x = np.arange(len(target))
+    ax.plot(x, target, style[0], label=target_label, **({"lw": 2} if style[0] == "-" else {"ms": 3}))
+    ax.plot(x, achieved, style[1], label=achieved_label, **({} if style[1] == "-" else {"ms": 2}))
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("frame")
+    ax.legend(fontsize=7)
+    return finish(fig, title)

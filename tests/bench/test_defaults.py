@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ditto2.bench.defaults import check, pick
-from ditto2.ito.run import decode_defaults, load_config
+from ditto2.runs.ito import decode_defaults, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,10 +11,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # everything loads from local paths; a downl
 from clap_helpers import SMALL, data_info  # noqa: E402
 
 
-
 @pytest.fixture
 def clap_module():
-    from ditto2.clap.indomain import InDomainClapModule
+    from ditto2.lit.clap import InDomainClapModule
 
     torch.manual_seed(0)
     return InDomainClapModule(data_info(), **SMALL)

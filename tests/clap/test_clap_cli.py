@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ditto2.cli import main
 from ditto2.clap.indomain import load_clap
+from ditto2.cli import main
+from ditto2.lit.clap import load_clap_checkpoint
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "experiments" / "clap" / "tiny.yaml")
 
@@ -25,8 +26,7 @@ def test_fit_export_and_load(synth_shards, tmp_path):
     main(["fit", "--config", CONFIG, "--data.root", str(synth_shards), "--data.batch_size", "4",
           "--trainer.accelerator", "cpu", "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
           "--trainer.max_time", "null", "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
-          "--trainer.callbacks+=pytorch_lightning.callbacks.ModelCheckpoint",
-          "--trainer.callbacks.save_last=true", "--trainer.callbacks.every_n_train_steps=2",
+          "--checkpoint.every_n_train_steps=2",
           "--model.init_args.channels", "[4, 8]", "--model.init_args.embed_dim", "16"])
     run = tmp_path / "logs" / "clap-tiny" / "main"
     last = run / "checkpoints" / "last.ckpt"
@@ -35,7 +35,7 @@ def test_fit_export_and_load(synth_shards, tmp_path):
     assert not any("text_encoder" in k or "_frozen_text" in k for k in ckpt["state_dict"])  # MiniLM not saved
 
     main(["export", str(last), str(tmp_path / "clap")])
-    from_bundle, from_ckpt = load_clap(tmp_path / "clap"), load_clap(last)
+    from_bundle, from_ckpt = load_clap(tmp_path / "clap"), load_clap_checkpoint(last)
     mel = torch.randn(2, 1, 64, 40, generator=torch.Generator().manual_seed(0))
     assert torch.equal(from_bundle.embed_mel(mel), from_ckpt.embed_mel(mel))
     assert torch.equal(from_bundle.embed_text(["A song."]), from_ckpt.embed_text(["A song."]))

@@ -1,16 +1,16 @@
 """In-domain CLAP: the MiniLM text tower, the contrastive loss, training, metrics, bundles."""
 import pytest
 import torch
-
 from clap_helpers import CFG, NORM, SMALL, synthetic_batch
+
 from ditto2.clap.embedder import InDomainClapEmbedder
-from ditto2.clap.indomain import (InDomainClap, InDomainClapConfig, MiniLMText, clip_loss, load_clap,
-                                  retrieval_metrics, save_clap_bundle)
+from ditto2.clap.indomain import InDomainClap, InDomainClapConfig, clip_loss, load_clap, retrieval_metrics, save_clap_bundle
+from ditto2.clap.text import MiniLMText
 
 
 def test_minilm_mean_pooling_matches_sentence_transformers():
     st = pytest.importorskip("sentence_transformers")
-    from ditto2.clap.indomain import minilm_path
+    from ditto2.clap.text import minilm_path
 
     texts = ["An epic orchestral song at 112 beats per minute.", "A sad folk song."]
     ours = torch.nn.functional.normalize(MiniLMText()(texts), dim=-1)
@@ -104,11 +104,11 @@ def test_embed_audio_is_logmel_then_embed_mel_and_differentiable(clap_module):
 
 
 def test_text_features_file_stands_in_for_the_minilm_package(tmp_path, monkeypatch):
-    from ditto2.clap import indomain
+    from ditto2.clap import indomain, text
 
     caps = ["A sad folk song.", "An epic orchestral song at 120 beats per minute."]
-    path = indomain.write_text_features(caps + caps[:1], tmp_path / "text.safetensors")
-    assert indomain.read_text_features(path)[0] == caps  # deduplicated, in order
+    path = text.write_text_features(caps + caps[:1], tmp_path / "text.safetensors")
+    assert text.read_text_features(path)[0] == caps  # deduplicated, in order
     torch.manual_seed(0)
     ref = InDomainClap(InDomainClapConfig(**SMALL))
     expected = ref.embed_text(caps)
@@ -116,7 +116,7 @@ def test_text_features_file_stands_in_for_the_minilm_package(tmp_path, monkeypat
     def no_minilm(*args, **kwargs):
         raise AssertionError("MiniLM loaded")
 
-    monkeypatch.setenv(indomain.TEXT_FEATURES_ENV, str(path))
+    monkeypatch.setenv(text.TEXT_FEATURES_ENV, str(path))
     monkeypatch.setattr(indomain, "MiniLMText", no_minilm)
     model = InDomainClap(InDomainClapConfig(**SMALL))
     model.load_state_dict(ref.state_dict())

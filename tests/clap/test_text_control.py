@@ -1,8 +1,8 @@
 """TextControl: targets checked and embedded once; gradient steps on a mel raise its CLAP similarity."""
 import pytest
 import torch
-
 from clap_helpers import CFG, NORM, synthetic_batch
+
 from ditto2.clap.embedder import InDomainClapEmbedder
 from ditto2.controls.base import ControlTargetError, MelContext
 from ditto2.controls.text import TextControl

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import pytest
-
 from control_signals import CFG, NORM
+
 from ditto2.controls import MelContext
 from ditto2.data.sources.synth import render_synth_track
-
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,18 @@ import math
 
 import pytest
 import torch
-
 from control_signals import CFG, aba_signal, ramp_tone, to_mel
-from ditto2.controls import (CONTROLS, CompositeControl, ControlTargetError, IntensityControl, MelodyControl,
-                             build_control, form_ssm, intensity_curve)
+
+from ditto2.controls import (
+    CONTROLS,
+    CompositeControl,
+    ControlTargetError,
+    IntensityControl,
+    MelodyControl,
+    build_control,
+    form_ssm,
+    intensity_curve,
+)
 
 
 def _batch():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from control_signals import CFG, RAMP_DELTA_DB, RAMP_START_DB, ramp_tone, to_mel
 from scipy.signal import savgol_filter
 
-from control_signals import CFG, RAMP_DELTA_DB, RAMP_START_DB, ramp_tone, to_mel
 from ditto2.controls import ControlTargetError, IntensityControl, intensity_curve
 from ditto2.controls.intensity import savgol_smooth
 from ditto2.metrics.control import intensity_db

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from control_signals import CFG, to_mel
+
 from ditto2.controls import ControlTargetError, MelodyControl, melody_from_synth, shifted_melody
 from ditto2.metrics.control import melody_accuracy
 

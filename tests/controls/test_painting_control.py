@@ -1,9 +1,15 @@
 import pytest
 import torch
-
 from control_signals import CFG, aba_signal, ramp_tone, to_mel
-from ditto2.controls import (ControlTargetError, InpaintingControl, OutpaintingControl, PaintingTarget,
-                             inpainting, outpainting)
+
+from ditto2.controls import (
+    ControlTargetError,
+    InpaintingControl,
+    OutpaintingControl,
+    PaintingTarget,
+    inpainting,
+    outpainting,
+)
 
 ONE_SECOND = round(CFG.sample_rate / CFG.hop_length)  # 43 frames on the tiny preset
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from control_signals import CFG, aba_signal, to_mel
+
 from ditto2.controls import ControlTargetError, StructureControl, form_ssm
 from ditto2.controls.structure import dct_ortho
 

@@ -79,7 +79,7 @@ def test_held_out_build_uses_the_models_contract(audio_folder, shard_dir, tmp_pa
     ev = MelShardDataModule(str(tmp_path / "eval"))
     assert ev.index["splits"]["train"]["n_clips"] == 0
     held = set(info["held_out"]["test"]) | set(info["held_out"]["val"])
-    clips = [json.loads(l) for l in open(tmp_path / "eval" / "clips.jsonl")]
+    clips = [json.loads(line) for line in open(tmp_path / "eval" / "clips.jsonl")]
     assert {c["track_id"] for c in clips} == held and all(c["split"] == "test" for c in clips)
     assert ev.index["stats"] == info["stats"] and ev.index["vocab"] == info["vocab"]
     # the same clip has the same normalized mel as in the model's own shards

@@ -26,7 +26,7 @@ def test_bad_files_are_reported_and_good_clips_all_present(audio_folder, tmp_pat
     assert len(reasons) == len(audio_folder["bad"])
     report = (tmp_path / "s" / "skipped.tsv").read_text()
     assert all(name in report for name in audio_folder["bad"])
-    clips = [json.loads(l) for l in open(tmp_path / "s" / "clips.jsonl")]
+    clips = [json.loads(line) for line in open(tmp_path / "s" / "clips.jsonl")]
     root = str(audio_folder["root"])
     for name, n_samples in audio_folder["good"].items():
         mine = [c for c in clips if c["source_file"].replace(root + "/", "") == name]
@@ -35,7 +35,7 @@ def test_bad_files_are_reported_and_good_clips_all_present(audio_folder, tmp_pat
 
 def test_splits_by_track_and_tags(audio_folder, tmp_path):
     build(audio_folder, tmp_path / "s")
-    clips = [json.loads(l) for l in open(tmp_path / "s" / "clips.jsonl")]
+    clips = [json.loads(line) for line in open(tmp_path / "s" / "clips.jsonl")]
     split_of = {}
     for c in clips:
         assert split_of.setdefault(c["track_id"], c["split"]) == c["split"], "a track in two splits"

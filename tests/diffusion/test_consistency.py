@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from ditto2.diffusion.consistency import (CMStudent, CTMStudent, cm_sample, ctm_gamma_sample, decode_sigmas,
-                                          teacher_step)
+from ditto2.diffusion.consistency import CMStudent, CTMStudent, cm_sample, ctm_gamma_sample, decode_sigmas, teacher_step
 from ditto2.diffusion.edm import ConsistencyPrecond, EDMPrecond, karras_sigmas
 from ditto2.diffusion.guidance import guided_denoise
 from ditto2.nn.unet import UNet, UNetConfig

@@ -4,8 +4,16 @@ import pytest
 import torch
 from torch import nn
 
-from ditto2.diffusion.edm import (ConsistencyPrecond, EDMPrecond, c_noise, consistency_scalings,
-                                  drop_tags, edm_loss, edm_scalings, karras_sigmas)
+from ditto2.diffusion.edm import (
+    ConsistencyPrecond,
+    EDMPrecond,
+    c_noise,
+    consistency_scalings,
+    drop_tags,
+    edm_loss,
+    edm_scalings,
+    karras_sigmas,
+)
 
 SD = 0.5
 SIGMAS = torch.tensor([0.002, 0.1, 0.5, 1.0, 10.0, 80.0], dtype=torch.float64)

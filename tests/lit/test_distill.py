@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from ditto2.cli import main
-from ditto2.lit.bundle import load_bundle
 from ditto2.lit.distill import CMDistillModule, CTMDistillModule
+from ditto2.models.bundle import load_bundle
 
 
 def args(kind, shards, teacher, tmp_path, *extra):
@@ -17,14 +17,14 @@ def args(kind, shards, teacher, tmp_path, *extra):
 
 @pytest.mark.parametrize("kind", ["cm", "ctm"])
 def test_fast_dev_run(kind, synth_tiny, teacher_tiny, tmp_path):
-    main(args(kind, synth_tiny, teacher_tiny, tmp_path, "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)))
+    main(args(kind, synth_tiny, teacher_tiny, tmp_path, "--trainer.fast_dev_run", "true",
+              "--trainer.default_root_dir", str(tmp_path)))
 
 
 @pytest.mark.parametrize("kind", ["cm", "ctm"])
 def test_train_export_and_sample(kind, synth_tiny, teacher_tiny, tmp_path):
     main(args(kind, synth_tiny, teacher_tiny, tmp_path, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
-              "--trainer.callbacks+=pytorch_lightning.callbacks.ModelCheckpoint",
-              "--trainer.callbacks.save_last=true", "--trainer.callbacks.every_n_train_steps=2"))
+              "--checkpoint.every_n_train_steps=2"))
     run = tmp_path / "logs" / f"distill-{kind}-tiny" / "main"
     assert list((run / "samples").glob("teacher_euler20_*.png")) and list((run / "samples").glob(f"{kind}_1step_*.png"))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -38,7 +38,8 @@ def test_train_export_and_sample(kind, synth_tiny, teacher_tiny, tmp_path):
     assert meta["kind"] == kind and meta["unet"]["use_w_embedding"]
     x = torch.randn(1, 1, 64, 256) * 80
     tags = torch.zeros(1, 3, dtype=torch.long)
-    out = student(x, torch.tensor(80.0), tags, 2.0) if kind == "cm" else student(x, torch.tensor(80.0), torch.tensor(0.002), tags, 2.0)
+    t = torch.tensor(80.0)
+    out = student(x, t, tags, 2.0) if kind == "cm" else student(x, t, torch.tensor(0.002), tags, 2.0)
     assert out.shape == x.shape and torch.isfinite(out).all()
 
 

@@ -4,10 +4,10 @@ the step-count bias diagnostics — each against a hand-written computation."""
 import pytest
 import torch
 
+from ditto2.controls.bias import FeatureBias
 from ditto2.data.datamodule import MelShardDataModule
 from ditto2.diffusion.consistency import teacher_step
 from ditto2.diffusion.edm import drop_tags
-from ditto2.controls.bias import FeatureBias
 from ditto2.lit.distill import CMDistillModule, CTMDistillModule, control_feature_bias
 
 
@@ -122,7 +122,7 @@ def test_teacher_span_is_bounded_by_s(info, teacher_tiny):
 
 
 def test_init_student_continues_from_an_exported_student(info, teacher_tiny, student_bundles, tmp_path):
-    from ditto2.lit.bundle import save_bundle
+    from ditto2.models.bundle import save_bundle
 
     m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info)
     _perturb(m, seed=4)

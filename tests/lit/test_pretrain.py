@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from ditto2.cli import main
-from ditto2.lit.bundle import load_bundle
 from ditto2.lit.cli import run_lightning_cli
-from ditto2.lit.generate import load_generator
+from ditto2.models.bundle import load_bundle
+from ditto2.models.generator import load_generator
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2].joinpath("experiments")
 EXPERIMENTS = sorted(p for p in EXPERIMENTS_DIR.rglob("*.yaml") if p.parent.name in ("pretrain", "distill", "clap"))
@@ -46,8 +46,7 @@ def test_fast_dev_run(synth_tiny, tmp_path):
 
 def test_resume_from_last_continues_the_same_run(synth_tiny, tmp_path, monkeypatch):
     args = fit_args(synth_tiny, tmp_path, "--trainer.val_check_interval", "2",
-                    "--trainer.callbacks+=pytorch_lightning.callbacks.ModelCheckpoint",
-                    "--trainer.callbacks.save_last=true", "--trainer.callbacks.every_n_train_steps=2")
+                    "--checkpoint.every_n_train_steps=2")
     main(args + ["--trainer.max_steps", "2"])
     run = tmp_path / "logs" / "pretrain-tiny" / "main"
     last = run / "checkpoints" / "last.ckpt"
@@ -78,10 +77,10 @@ def test_unconditional_model_never_sees_a_tag(synth_tiny, tmp_path):
     """U-DITTO-2's base model (paper §5.4): null tags in training, validation and sampling; its bundle says
     so, its students are distilled with null tags, and ITO refuses tags for it."""
     from ditto2.data.datamodule import MelShardDataModule
-    from ditto2.ito.run import build_surrogate, load_config
-    from ditto2.lit.bundle import save_bundle
     from ditto2.lit.distill import CTMDistillModule
     from ditto2.lit.pretrain import PretrainModule
+    from ditto2.models.bundle import save_bundle
+    from ditto2.runs.ito import build_surrogate, load_config
 
     info = MelShardDataModule(str(synth_tiny)).data_info()
     small = {"base_channels": 8, "channel_mults": [1, 2], "attn_levels": [1], "num_heads": 2}
@@ -108,10 +107,9 @@ def test_unconditional_model_never_sees_a_tag(synth_tiny, tmp_path):
 def test_a_run_stopped_between_checkpoints_keeps_its_last_steps(synth_tiny, tmp_path):
     """max_steps 3 with a checkpoint every 2 steps: last.ckpt holds step 3 (Lightning's own ModelCheckpoint
     stops at 2), which is what a max_time stop needs."""
-    only = tmp_path / "checkpoint-every-2.yaml"
-    only.write_text("trainer:\n  callbacks:\n    - class_path: ditto2.lit.callbacks.FinalModelCheckpoint\n"
-                    "      init_args: {save_last: true, every_n_train_steps: 2, save_top_k: 0}\n")
-    main(fit_args(synth_tiny, tmp_path, "--config", str(only), "--trainer.max_steps", "3",
+    overlay = tmp_path / "checkpoint-every-2.yaml"  # an overlay changes only what it changes
+    overlay.write_text("checkpoint: {every_n_train_steps: 2}\n")
+    main(fit_args(synth_tiny, tmp_path, "--config", str(overlay), "--trainer.max_steps", "3",
                   "--trainer.val_check_interval", "3"))
     last = tmp_path / "logs" / "pretrain-tiny" / "main" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=False)["global_step"] == 3

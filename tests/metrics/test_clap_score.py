@@ -5,7 +5,6 @@ import torch
 from ditto2.metrics.clap_score import CLAPScore
 
 
-
 def test_identical_embeddings_score_one_and_range():
     x = torch.randn(10, 16, generator=torch.Generator().manual_seed(0))
     m = CLAPScore()

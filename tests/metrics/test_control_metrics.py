@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from ditto2.data.sources.synth import render_synth_track
-from ditto2.metrics.control import (fit_frames, intensity_db, intensity_mse, melody_accuracy, mfcc_ssm,
-                                    structure_mse)
+from ditto2.metrics.control import fit_frames, intensity_db, intensity_mse, melody_accuracy, mfcc_ssm, structure_mse
 
 SR, HOP, FRAMES = 22050, 512, 256
 N = HOP * FRAMES

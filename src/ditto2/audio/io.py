@@ -9,7 +9,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ditto2.data.sources.base import AudioDecodeError
+
+class AudioDecodeError(Exception):
+    """A file that cannot become usable audio; the message is the reason written to the report."""
+
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".opus")
 
@@ -73,3 +76,8 @@ def decode_bytes(data: bytes, name: str, sr: int) -> np.ndarray:
 def decode_file(path: str, sr: int) -> np.ndarray:
     with open(path, "rb") as f:
         return decode_bytes(f.read(), path, sr)
+
+
+def peak_normalized(wave, peak: float = 0.9):
+    """``wave`` (numpy or torch) scaled so its largest |sample| is ``peak``; near-silence is not blown up."""
+    return wave / max(1e-6, float(abs(wave).max())) * peak

@@ -16,13 +16,17 @@ import json
 import sys
 from pathlib import Path
 
-# the reference metrics of ``lit.ito_report`` (named <control>_<metric>): accuracies and cosines
-# are better higher, every error (MSE in dB², SSM, masked mel) lower
-HIGHER_IS_BETTER_SUFFIXES = ("accuracy_pct", "clap_cosine", "clap_score")
-
 
 def higher_is_better(metric: str) -> bool:
-    return metric.endswith(HIGHER_IS_BETTER_SUFFIXES)
+    """A report column's direction: ``<control>_<metric>`` from the control's registry entry; CLAP scores up."""
+    from ditto2.controls import CONTROLS
+
+    if metric.startswith("clap_score"):
+        return True
+    for name, cls in CONTROLS.items():
+        if metric == f"{name}_{cls.metric}":
+            return cls.higher_is_better
+    raise ValueError(f"no registered control reports the metric {metric!r}")
 
 
 def better(metric: str) -> str:
@@ -54,7 +58,8 @@ def as_settings(row: dict) -> dict:
 
 def markdown(winners: dict, rows: list[dict], meta: dict, rule: str = "") -> str:
     lines = [f"# Per-control defaults chosen on validation material ({meta.get('n')} generations per cell)", "", rule, "",
-             "| control | method | metric | better | M | T | γ | value | s/item | cells |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| control | method | metric | better | M | T | γ | value | s/item | cells |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for control, by_method in winners.items():
         for method, r in by_method.items():
             n_cells = sum(1 for x in rows if x["table"] == "sweep" and x["control"] == control and x["method"] == method)
@@ -66,7 +71,7 @@ def markdown(winners: dict, rows: list[dict], meta: dict, rule: str = "") -> str
 
 def check(winners: dict, folder: Path) -> list[str]:
     """Mismatches between the winners and what ``folder/<control>.yaml`` resolves to per method."""
-    from ditto2.ito.run import decode_defaults
+    from ditto2.runs.ito import decode_defaults
 
     problems = []
     for control, by_method in winners.items():

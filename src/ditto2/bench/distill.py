@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from ditto2.diffusion.consistency import cm_sample, ctm_gamma_sample, decode_sigmas
-from ditto2.diffusion.edm import karras_sigmas
 from ditto2.controls import MelContext
 from ditto2.controls.bias import FeatureBias
-from ditto2.lit.bundle import load_bundle
-from ditto2.lit.generate import load_generator
+from ditto2.diffusion.consistency import decode_sigmas
+from ditto2.diffusion.edm import karras_sigmas
+from ditto2.models.bundle import load_bundle
+from ditto2.models.generator import load_generator
 
 
 def main(argv=None) -> int:
@@ -79,12 +79,7 @@ def main(argv=None) -> int:
                 sig = decode_sigmas(k, grid)
                 for gamma in (args.gammas if kind == "ctm" else [None]):
                     gen_noise = torch.Generator().manual_seed(args.seed + 1)
-                    if kind == "cm":
-                        fn = lambda z, c: cm_sample(lambda x, s: student(x, s, c, args.w), z * sig[0], sig, gen_noise)
-                    else:
-                        fn = lambda z, c: ctm_gamma_sample(lambda x, t, s: student(x, t, s, c, args.w), z * sig[0], sig,
-                                                           gamma, gen_noise)
-                    out = batched(fn)
+                    out = batched(lambda z, c: student.sample(z, sig, c, args.w, gamma=gamma, generator=gen_noise))
                     rows.append({"model": kind.upper(), "steps": k, "gamma": gamma, "mse": _mse(out, ref), **_bias(bias, out)})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,10 +88,12 @@ def main(argv=None) -> int:
             "reference": "teacher guided Euler, 20 steps", "data_var": float(ref.var())}
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     tags_note = "null tags" if args.null_tags else "random tags"
-    lines = [f"# Distillation fidelity: mel MSE to the teacher's 20-step guided sample ({args.n} noises, {tags_note}, w={args.w})",
+    lines = [f"# Distillation fidelity: mel MSE to the teacher's 20-step guided sample "
+             f"({args.n} noises, {tags_note}, w={args.w})",
              "", f"Variance of the reference mels: {meta['data_var']:.4f}. Level bias: mean smoothed level minus the "
              "teacher's (dB; |·| = per item); chroma: argmax agreement; SSM: MFCC self-similarity MSE.", "",
-             "| model | steps | γ | MSE | level bias dB | |level| dB | chroma agree | SSM MSE |", "|---|---|---|---|---|---|---|---|"]
+             "| model | steps | γ | MSE | level bias dB | |level| dB | chroma agree | SSM MSE |",
+             "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['steps']} | {'' if r['gamma'] is None else r['gamma']} | {r['mse']:.4f} | "
               f"{r['level_db']:+.2f} | {r['level_abs_db']:.2f} | {r['chroma_agree']:.3f} | {r['ssm_mse']:.4f} |" for r in rows]
     (out / "results.md").write_text("\n".join(lines) + "\n")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import multiprocessing as mp
@@ -25,28 +26,63 @@ import platform
 import resource
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-DEFAULTS = {
-    "n": 1, "batch": 1, "seed": 0, "threads": 2, "isolate": True, "max_minutes": None, "tf32": True,
-    "out": "results/bench-ito", "overrides": [], "fad_reference": "all", "report_items": 2,
-    # Table 1
-    "controls": {"intensity": 70, "melody": 150, "structure": 150, "outpainting": 70, "inpainting": 70},
-    "methods": ["ditto", "ditto2-cm", "ditto2-ctm"],
-    "decode_steps": 2, "m": 1, "gamma": 0.2,
+
+@dataclass
+class BenchConfig:
+    """A benchmark YAML's keys. A section the YAML gives replaces the default's whole (null switches it off)."""
+
+    n: int = 1
+    batch: int = 1
+    seed: int = 0
+    threads: int = 2
+    isolate: bool = True  # each cell in a fresh process: its peak memory is its own
+    max_minutes: Optional[float] = None
+    tf32: bool = True
+    out: str = "results/bench-ito"
+    overrides: list = field(default_factory=list)  # key=value over the ITO defaults, for every cell
+    fad_reference: Any = "all"
+    report_items: int = 2
+    # Table 1: control -> K
+    controls: Optional[dict] = field(default_factory=lambda: {
+        "intensity": 70, "melody": 150, "structure": 150, "outpainting": 70, "inpainting": 70})
+    methods: list = field(default_factory=lambda: ["ditto", "ditto2-cm", "ditto2-ctm"])
+    decode_steps: int = 2
+    m: Any = 1
+    gamma: float = 0.2
     # a folder of per-control ITO YAMLs (experiments/ito): Table 1's DITTO-2 cells take each control's
     # chosen (M, T, γ) from <folder>/<control>.yaml instead of the table-wide m / decode_steps / gamma
-    "control_defaults": None,
-    # Table 2
-    "sweep": {"control": "intensity", "method": "ditto2-ctm", "mt": [[1, 1], [1, 2], [1, 4], [2, 2], [2, 4], ["adaptive", 4]]},
+    control_defaults: Optional[str] = None
+    # Table 2: {control | controls, method | methods, mt: [[M, T] or [M, T, γ], ...]}, or a list of such
+    sweep: Any = field(default_factory=lambda: {
+        "control": "intensity", "method": "ditto2-ctm", "mt": [[1, 1], [1, 2], [1, 4], [2, 2], [2, 4], ["adaptive", 4]]})
     # Table 3: rows are (label, method, K, tags); K = 0 is plain sampling from the initial noise
-    "text": {"steps": 70, "rows": [["base", "ditto", 0, "reference"], ["ditto2-tags", "ditto2-ctm", None, "reference"],
-                                   ["ditto2-null", "ditto2-ctm", None, "null"]]},
+    text: Optional[dict] = field(default_factory=lambda: {
+        "steps": 70, "rows": [["base", "ditto", 0, "reference"], ["ditto2-tags", "ditto2-ctm", None, "reference"],
+                              ["ditto2-null", "ditto2-ctm", None, "null"]]})
     # features computed on the mel (default) vs on the differentiable Griffin-Lim audio
-    "domains": {"controls": ["intensity", "melody", "structure"], "method": "ditto2-ctm"},
-}
+    domains: Optional[dict] = field(default_factory=lambda: {
+        "controls": ["intensity", "melody", "structure"], "method": "ditto2-ctm"})
+
+
+def load_bench_config(path: Optional[str]) -> BenchConfig:
+    user = OmegaConf.to_container(OmegaConf.load(path)) if path else {}
+    known = {f.name for f in dataclasses.fields(BenchConfig)}
+    unknown = set(user) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown benchmark keys {sorted(unknown)}; known: {sorted(known)}")
+    cfg = BenchConfig(**user)
+    OmegaConf.structured(cfg)  # type-checks every field
+    if cfg.n < 1 or cfg.batch < 1:
+        raise ValueError("n and batch must be >= 1")
+    return cfg
+
+
 TABLES = (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Table 2: (M, T) sweep"),
           ("text", "Table 3: text control (CLAP)"),
           ("domain", "Control features on vocoded audio (compare the mel-domain CTM rows of Table 1)"))
@@ -59,20 +95,21 @@ COLUMNS = ["control", "label", "method", "condition", "domain", "K", "M", "T", "
 # ------------------------------------------------------------------ one cell (in a child process)
 
 
-def run_cell(overrides: list[str], n: int, batch: int, seed: int, out: str) -> dict:
-    """ceil(n / batch) ITO runs -> pooled per-item metrics, embeddings and timings of n generations."""
+def run_cell(ito, n: int, batch: int, seed: int, out: str) -> dict:
+    """ceil(n / batch) ITO runs of the ``ITOConfig`` ``ito`` -> pooled per-item metrics, embeddings and
+    timings of n generations."""
     import numpy as np
     import torch
     from safetensors.torch import load_file
 
-    from ditto2.ito.run import load_config, run_ito
+    from ditto2.runs.ito import make_config, run_ito
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()  # per cell, also when cells share a process
     summaries, items, emb = [], [], []
     for j in range(math.ceil(n / batch)):
         b = min(batch, n - j * batch)
-        cfg = load_config(None, [*overrides, f"batch={b}", f"seed={seed + j}", f"out={out}/run{j:02d}"])
+        cfg = make_config(ito, batch=b, seed=seed + j, out=f"{out}/run{j:02d}")
         s = run_ito(cfg)
         summaries.append(s)
         items += s["items"]
@@ -126,7 +163,7 @@ def run_isolated(args: tuple, threads: int, tf32: bool = True) -> dict:
     status, payload = queue.get()
     proc.join()
     if status != "ok":
-        raise RuntimeError(f"benchmark cell failed ({' '.join(args[0])}):\n{payload}")
+        raise RuntimeError(f"benchmark cell failed ({args[-1]}):\n{payload}")
     return payload
 
 
@@ -134,15 +171,14 @@ def run_isolated(args: tuple, threads: int, tf32: bool = True) -> dict:
 
 
 class Bench:
-    def __init__(self, cfg, out: Path):
-        from ditto2.ito.run import load_config
+    def __init__(self, cfg: BenchConfig, out: Path):
+        from ditto2.runs.ito import make_config, with_overrides
 
         self.cfg, self.out, self.rows, self.t0 = cfg, out, [], time.time()
-        self.common = [f"gamma={cfg.gamma}", "tensorboard=false", f"report_items={cfg.report_items}",
-                       "fad_reference=0", *cfg.overrides]
-        self.ito = load_config(None, self.common)  # checks the overrides before any compute
+        base = make_config(gamma=cfg.gamma, tensorboard=False, report_items=cfg.report_items, fad_reference=0)
+        self.ito = with_overrides(base, cfg.overrides)  # the YAML's key=value list, checked before any compute
         self.meta = {"machine": platform.machine(), "threads": cfg.threads, "n": cfg.n, "batch": cfg.batch,
-                     "config": OmegaConf.to_container(cfg), "skipped": []}
+                     "config": dataclasses.asdict(cfg), "skipped": []}
         self.reference = {}  # FAD reference embeddings per CLAP ("clap": in-domain, "laion")
         if self.ito.shards and cfg.fad_reference:
             import torch
@@ -166,15 +202,18 @@ class Bench:
     def out_of_time(self) -> bool:
         return self.cfg.max_minutes is not None and (time.time() - self.t0) / 60 > self.cfg.max_minutes
 
-    def record(self, table: str, control: str, extra: list[str], label: str) -> None:
+    def record(self, table: str, control: str, changes: dict, label: str, domain: str = "mel") -> None:
+        """One cell: the benchmark's ITO config with ``changes`` (method, K, M, T, ...) for one control."""
         name = f"{table}-{control}-{label}".replace(" ", "_").replace("=", "")
         if self.out_of_time():
             self.meta["skipped"].append(name)
             print(f"skipped {name}: past max_minutes={self.cfg.max_minutes}", flush=True)
             _write(self.out, self.rows, self.meta)
             return
-        overrides = [*self.common, f"controls=[{{name: {control}}}]", *extra]
-        args = (overrides, int(self.cfg.n), int(self.cfg.batch), int(self.cfg.seed), str(self.out / "runs" / name))
+        from ditto2.runs.ito import ControlSpec, make_config
+
+        ito = make_config(self.ito, controls=[ControlSpec(name=control, domain=domain)], **changes)
+        args = (ito, int(self.cfg.n), int(self.cfg.batch), int(self.cfg.seed), str(self.out / "runs" / name))
         cell = run_isolated(args, self.cfg.threads, self.cfg.tf32) if self.cfg.isolate else run_cell(*args)
         row = {"table": table, "control": control, "label": label, **_row(cell)}
         row["fad"] = self.fad(self.out / "runs" / name / "embeddings.pt", "clap")
@@ -201,6 +240,46 @@ class Bench:
         return None if value is None else round(value, 5)
 
 
+def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
+    """The cells of a benchmark, in table order: each ``{table, control, changes, label, domain}``, where
+    ``changes`` are the ITO config fields of that cell. ``only``: a subset of controls (Table 1, the sweeps
+    and the domain rows); ``skip``: tables left out ("sweep", "text", "domain")."""
+    wanted = lambda control: not only or control in only
+    table_wide = {"m": cfg.m, "decode_steps": cfg.decode_steps}
+    cells = []
+
+    def add(table, control, changes, label, domain="mel"):
+        cells.append({"table": table, "control": control, "changes": changes, "label": label, "domain": domain})
+
+    for control, k in (cfg.controls or {}).items():
+        for method in cfg.methods if wanted(control) else []:
+            settings = table_wide
+            if cfg.control_defaults and method != "ditto":
+                from ditto2.runs.ito import decode_defaults
+
+                settings = decode_defaults(str(Path(cfg.control_defaults) / f"{control}.yaml"), method)
+            add("controls", control, {"method": method, "steps": k, **settings}, method)
+    sweeps = [] if not cfg.sweep or "sweep" in skip else (cfg.sweep if isinstance(cfg.sweep, list) else [cfg.sweep])
+    for sw in sweeps:  # each: control or controls, method or methods, mt: [[M, T] or [M, T, γ], ...]
+        for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
+            for method in sw.get("methods") or [sw["method"]]:
+                for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
+                    m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
+                    label = f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
+                    add("sweep", control, {"method": method, "steps": cfg.controls[control], "m": m,
+                                           "decode_steps": t, "gamma": gamma}, label)
+    if cfg.text and "text" not in skip:
+        for label, method, k, tags in cfg.text["rows"]:
+            k = cfg.text["steps"] if k is None else k
+            add("text", "text", {"method": method, "steps": k, **table_wide, "tags": {} if tags == "null" else tags}, label)
+    if cfg.domains and "domain" not in skip:
+        dm = cfg.domains
+        for control in [c for c in dm["controls"] if wanted(c)]:
+            add("domain", control, {"method": dm["method"], "steps": cfg.controls[control], **table_wide},
+                f"{dm['method']} audio", "audio")
+    return cells
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML overriding the defaults above")
@@ -219,14 +298,9 @@ def main(argv=None) -> int:
             print(f"wrote {png}")
         print((Path(args.out) / "results.md").read_text())
         return 0
-    user = OmegaConf.load(args.config) if args.config else OmegaConf.create({})
-    # a config's control list / sections replace the defaults' (null switches a section off)
-    base = OmegaConf.create({k: v for k, v in DEFAULTS.items() if k not in user})
-    cfg = OmegaConf.merge(base, user)
+    cfg = load_bench_config(args.config)
     if args.out:
         cfg.out = args.out
-    if cfg.n < 1 or cfg.batch < 1:
-        raise SystemExit("n and batch must be >= 1")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     import torch
@@ -234,41 +308,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(cfg.threads)  # this process's cells (isolate: false) and the FAD reference
     set_tf32(cfg.tf32)
     bench = Bench(cfg, out)
-    common = [f"m={cfg.m}", f"decode_steps={cfg.decode_steps}"]
-    for control, k in (cfg.controls or {}).items():
-        if args.only and control not in args.only:
-            continue
-        for method in cfg.methods:
-            settings = common
-            if cfg.control_defaults and method != "ditto":
-                from ditto2.ito.run import decode_defaults
-
-                chosen = decode_defaults(str(Path(cfg.control_defaults) / f"{control}.yaml"), method)
-                settings = [f"{key}={value}" for key, value in chosen.items()]
-            bench.record("controls", control, [f"method={method}", f"steps={k}", *settings], label=method)
-    sweeps = [] if not cfg.sweep or args.no_sweep else (list(cfg.sweep) if OmegaConf.is_list(cfg.sweep) else [cfg.sweep])
-    for sw in sweeps:  # each: control or controls, method or methods, mt: [[M, T] or [M, T, γ], ...]
-        for control in sw.get("controls") or [sw.control]:
-            if args.only and control not in args.only:
-                continue
-            for method in sw.get("methods") or [sw.method]:
-                for cell in sw.mt:  # [M, T] at the table's γ, or [M, T, γ]
-                    m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
-                    label = f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
-                    bench.record("sweep", control, [f"method={method}", f"steps={cfg.controls[control]}", f"m={m}",
-                                                    f"decode_steps={t}", f"gamma={gamma}"], label=label)
-    if cfg.text and not args.no_text:
-        for label, method, k, tags in cfg.text.rows:
-            k = cfg.text.steps if k is None else k
-            bench.record("text", "text", [f"method={method}", f"steps={k}", *common,
-                                          "tags={}" if tags == "null" else f"tags={tags}"], label=label)
-    if cfg.domains and not args.no_domains:
-        dm = cfg.domains
-        for control in dm.controls:
-            if args.only and control not in args.only:
-                continue
-            bench.record("domain", control, [f"method={dm.method}", f"steps={cfg.controls[control]}", *common,
-                                             "controls.0.domain=audio"], label=f"{dm.method} audio")
+    skip = {t for t, off in (("sweep", args.no_sweep), ("text", args.no_text), ("domain", args.no_domains)) if off}
+    for cell in plan(cfg, args.only, skip):
+        bench.record(**cell)
     from ditto2.bench.plots import write_plots
 
     for png in write_plots(out / "results.json", bench.writer):
@@ -298,9 +340,10 @@ def merge(dirs: list[str], out: Path) -> list[Path]:
                 rows.append({**r, "source": r.get("source", d.name)})
         if (d / "tb").is_dir():
             shutil.copytree(d / "tb", out / "tb" / d.name, dirs_exist_ok=True)
-    controls = [*DEFAULTS["controls"], "text"]
+    defaults = BenchConfig()
+    controls = [*defaults.controls, "text"]
     order = {t: i for i, (t, _) in enumerate(TABLES)}
-    methods = list(DEFAULTS["methods"])
+    methods = list(defaults.methods)
     rows.sort(key=lambda r: (order.get(r["table"], 99), controls.index(r["control"]) if r["control"] in controls else 99,
                              methods.index(r["method"]) if r["table"] == "controls" and r["method"] in methods else 0))
     meta = dict(json.loads((Path(dirs[0]) / "results.json").read_text())["meta"])

@@ -25,8 +25,8 @@ def make_paper_bundles(root: Path, contract_from: str = "checkpoints/tiny/teache
     from ditto2.audio.mel import mel_preset
     from ditto2.data.tags import TagVocab
     from ditto2.diffusion.edm import EDMPrecond
-    from ditto2.lit.bundle import save_bundle, unet_config_to_dict
     from ditto2.lit.distill import CTMDistillModule
+    from ditto2.models.bundle import save_bundle, unet_config_to_dict
     from ditto2.nn.unet import UNet, UNetConfig
 
     data = dict(json.loads(Path(contract_from).with_suffix(".json").read_text())["data"])
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     import torch
 
     from ditto2.bench.ito import set_tf32
-    from ditto2.ito.run import load_config, run_ito
+    from ditto2.runs.ito import make_config, run_ito
 
     set_tf32()
     out = Path(args.out)
@@ -69,10 +69,9 @@ def main(argv=None) -> int:
             for method, steps in (("ditto", args.probe_steps[0]), ("ditto2-ctm", args.probe_steps[1])):
                 if torch.cuda.is_available():
                     torch.cuda.reset_peak_memory_stats()
-                cfg = load_config(None, [f"teacher={bundles['teacher']}", f"ctm={bundles['ctm']}", "shards=null",
-                                         f"method={method}", f"steps={steps}", f"batch={batch}", "tags={}",
-                                         f"decode_steps={args.decode_steps}", "tensorboard=false", "report_items=0",
-                                         f"out={tmp}/run-{method}-{batch}"])
+                cfg = make_config(teacher=bundles["teacher"], ctm=bundles["ctm"], shards=None, method=method,
+                                  steps=steps, batch=batch, tags={}, decode_steps=args.decode_steps,
+                                  tensorboard=False, report_items=0, out=f"{tmp}/run-{method}-{batch}")
                 s = run_ito(cfg)
                 step = statistics.median(s["step_s"][1:] or s["step_s"])
                 decode = s["decode_s"] + s["vocode_s"]

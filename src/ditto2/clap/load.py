@@ -1,5 +1,5 @@
 """One way to name a CLAP: a path. A folder holding a transformers ``ClapModel`` (``config.json``) is a
-LAION CLAP; anything else is an in-domain CLAP bundle or checkpoint."""
+LAION CLAP; anything else is an in-domain CLAP bundle (a training checkpoint: ``ditto2.lit.clap``)."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,6 @@
-"""Controls: differentiable feature extractors f(mel) and per-item losses L(f, y) for ITO.
+"""Controls: differentiable feature extractors f(mel) and per-item losses L(f, y) for ITO, each with
+its target sources (``targets``), its independent grader (``grade``, an instrument from
+``ditto2.metrics.control``, never the control's own loss) and its plot.
 
 A control sees the model's NORMALIZED mel (B, 1, n_mels, frames) and works in one of two domains:
 "mel" reads features off the mel itself (through the NNLS linear magnitude where it needs a
@@ -119,11 +121,33 @@ def batch_target(t: torch.Tensor, item_shape: tuple, batch_size: Optional[int], 
         f"got {tuple(t.shape)}")
 
 
+@dataclass
+class TargetSet:
+    """The targets of a batch of ITO items."""
+
+    target: object  # what control.check_target accepts
+    metric_target: list  # per item, numpy, for the control's grader
+    descriptions: list[str]
+    references: Optional[torch.Tensor] = None  # (B, 1, n_mels, frames) normalized, when used
+    extra: dict = field(default_factory=dict)
+
+
 class Control(nn.Module):
-    """Base class. Subclasses set ``name``, ``domains``, and implement features / loss / check_target."""
+    """Base class. A control is one file in ``ditto2/controls`` plus one line in ``CONTROLS``: it sets
+    ``name``, ``domains``, ``metric`` (+ ``higher_is_better``) and implements features / loss / check_target
+    (what ITO differentiates), ``targets`` (where targets come from) and ``grade`` (how a decoded waveform
+    is scored, with an extractor that is not ``features``)."""
 
     name = "control"
     domains: tuple = DOMAINS
+    metric = "value"  # the key of ``grade``'s value, e.g. "mse_db2"
+    higher_is_better = False
+    writes_reference_audio = False  # the report writes each item's reference clip as audio too
+
+    @classmethod
+    def uses_references(cls, source: Optional[str] = None) -> bool:
+        """Whether targets from ``source`` (None = the default) read held-out reference clips."""
+        return source == "reference"
 
     def __init__(self, ctx: MelContext, domain: str = "mel"):
         super().__init__()
@@ -152,6 +176,33 @@ class Control(nn.Module):
 
     def forward(self, mel: torch.Tensor, target) -> torch.Tensor:
         return self.loss(self.features(mel), target)
+
+    # ------------------------------------------------------------------ targets, grading, plots
+    def targets(self, n: int, seed: int, references: Optional[torch.Tensor] = None, source: Optional[str] = None,
+                clips: Optional[list] = None, **kwargs) -> TargetSet:
+        """Targets for ``n`` items; ``references`` are held-out clips (normalized mels), ``clips`` their rows."""
+        raise NotImplementedError
+
+    def reference_targets(self, n: int, references: Optional[torch.Tensor], what: str = "") -> TargetSet:
+        """Each item's target = what its held-out reference clip satisfies."""
+        if references is None:
+            raise ValueError(f"{self.name} targets from references need held-out clips (shards)")
+        t = self.target_from_reference(references)
+        return TargetSet(t, list(t.numpy()), [f"reference clip {i}{what}" for i in range(n)], references)
+
+    def grade(self, wave, sample_rate: int, metric_target) -> float:
+        """The item's score (``metric``) on its decoded mono waveform (numpy)."""
+        raise NotImplementedError
+
+    def achieved(self, wave, sample_rate: int):
+        """What the grader measured, for the plot (None: the plot shows the mel)."""
+        return None
+
+    def plot(self, target, achieved, mel, reference, title: str):
+        """Target vs achieved of one item; by default the generated mel."""
+        from ditto2.viz import mel_figure
+
+        return mel_figure(mel, title)
 
 
 class CompositeControl(nn.Module):
@@ -186,4 +237,4 @@ class CompositeControl(nn.Module):
         return out
 
     def forward(self, mel: torch.Tensor, target=None) -> torch.Tensor:
-        return sum(w * l for w, l in zip(self.weights, self.losses(mel).values()))
+        return sum(w * loss for w, loss in zip(self.weights, self.losses(mel).values()))

@@ -3,14 +3,20 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.signal import savgol_coeffs
 
-from ditto2.controls.base import Control, MelContext, as_float_target, batch_target, ControlTargetError
+from ditto2.controls.base import Control, ControlTargetError, MelContext, TargetSet, as_float_target, batch_target
+from ditto2.controls.shapes import intensity_curve
+from ditto2.metrics import control as grader
 
 DB_RANGE = (-120.0, 20.0)  # digital audio lives below 0 dBFS; the -100 dB floor sits well inside
 POWER_FLOOR = 1e-10  # -100 dB: silence stays finite and differentiable
+# DITTO's intensity benchmark: linear / tanh / cosine curves, rising or falling by 6-15 dB
+INTENSITY_CURVES = [(k, d, delta) for delta in (6, 9, 12, 15) for k in ("linear", "tanh", "cosine")
+                    for d in ("rising", "falling")]
 
 _KERNELS: dict = {}
 
@@ -62,6 +68,11 @@ class IntensityControl(Control):
     """
 
     name = "intensity"
+    metric = "mse_db2"
+
+    @classmethod
+    def uses_references(cls, source=None) -> bool:
+        return True  # built-in curves start at a held-out clip's level when there is one
 
     def __init__(self, ctx: MelContext, domain: str = "mel", window_s: float = 1.0, polyorder: int = 1):
         super().__init__(ctx, domain)
@@ -99,3 +110,32 @@ class IntensityControl(Control):
             raise ControlTargetError(
                 f"intensity target must lie in [{lo}, {hi}] dB, got [{float(t.min()):.1f}, {float(t.max()):.1f}]")
         return t
+
+    def targets(self, n, seed, references=None, source="curve", clips=None, base_db: float = -25.0) -> TargetSet:
+        """Hand-built DITTO curves (linear/tanh/cosine, rising/falling by 6-15 dB), each centred on the level of
+        a held-out clip when references are given (else ``base_db``). ``source="reference"``: the clip's own curve."""
+        if source == "reference":
+            return self.reference_targets(n, references)
+        if source != "curve":
+            raise ValueError(f"intensity target source must be 'curve' or 'reference', got {source!r}")
+        levels = self.features(references).mean(-1).tolist() if references is not None else [base_db] * n
+        rng = np.random.default_rng(seed)
+        picks = [INTENSITY_CURVES[i] for i in rng.permutation(len(INTENSITY_CURVES))[:n]]
+        picks += [INTENSITY_CURVES[i % len(INTENSITY_CURVES)] for i in range(n - len(picks))]
+        curves = []
+        for (kind, direction, delta), level in zip(picks, levels):
+            start = level - delta / 2 if direction == "rising" else level + delta / 2
+            curves.append(intensity_curve(kind, direction, float(delta), float(start), self.n_frames))
+        t = torch.stack(curves)
+        return TargetSet(t, list(t.numpy()), [f"{k} {d} {delta} dB" for k, d, delta in picks], references)
+
+    def grade(self, wave, sample_rate, metric_target) -> float:
+        return grader.intensity_mse(wave, sample_rate, metric_target, self.ctx.cfg.hop_length)
+
+    def achieved(self, wave, sample_rate):
+        return grader.intensity_db(wave, sample_rate, self.ctx.cfg.hop_length, self.n_frames)
+
+    def plot(self, target, achieved, mel, reference, title):
+        from ditto2.viz import series_figure
+
+        return series_figure(target, achieved, "target", "achieved (librosa RMS dB)", "dB", title)

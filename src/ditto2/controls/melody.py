@@ -1,12 +1,15 @@
 """Melody control: high-passed chromagram -> log-softmax over 12 pitch classes; NLL per frame."""
 from __future__ import annotations
 
+import itertools
 from typing import Optional
 
 import librosa
+import numpy as np
 import torch
 
-from ditto2.controls.base import Control, ControlTargetError, MelContext, batch_target
+from ditto2.controls.base import Control, ControlTargetError, MelContext, TargetSet, batch_target
+from ditto2.metrics import control as grader
 
 NO_MELODY = -1
 HIGHPASS_HZ = 261.0  # ≈ C4: bass and pads live below, the melody above (DITTO / Music ControlNet)
@@ -24,6 +27,8 @@ class MelodyControl(Control):
     """
 
     name = "melody"
+    metric = "accuracy_pct"
+    higher_is_better = True
 
     def __init__(self, ctx: MelContext, domain: str = "mel", temperature: float = 1.0,
                  highpass_hz: float = HIGHPASS_HZ):
@@ -79,3 +84,39 @@ class MelodyControl(Control):
             quiet = energy_db < energy_db.amax(-1, keepdim=True) - silence_db
             return torch.where(quiet, torch.full_like(energy_db, NO_MELODY, dtype=torch.long),
                                chroma.argmax(1))
+
+    def targets(self, n, seed, references=None, source="synth", clips=None) -> TargetSet:
+        """Exact melodies of procedural synth tracks (default; seeds seed·1000 + i, mostly-rest ones
+        skipped), or a held-out clip's chroma argmax (``source="reference"``)."""
+        if source == "reference":
+            return self.reference_targets(n, references, " chroma")
+        if source != "synth":
+            raise ValueError(f"melody target source must be 'synth' or 'reference', got {source!r}")
+        from ditto2.data.sources.synth import render_synth_track
+
+        cfg = self.ctx.cfg
+        rows, desc = [], []
+        for i in itertools.count():
+            if len(rows) == n:
+                break
+            track = render_synth_track(seed * 1000 + i, sr=cfg.sample_rate, duration_s=cfg.clip_seconds + 1.0)
+            labels = track.frame_labels(cfg.hop_length, cfg.frames)["melody"]
+            if (labels >= 0).mean() < 0.3:
+                continue  # mostly rests: a weak target
+            rows.append(torch.as_tensor(labels.astype(np.int64)))
+            desc.append(f"synth melody seed {seed * 1000 + i} ({track.spec.key_name})")
+        t = torch.stack(rows)
+        return TargetSet(t, list(t.numpy()), desc, references)
+
+    def grade(self, wave, sample_rate, metric_target) -> float:
+        return grader.melody_accuracy(wave, sample_rate, metric_target, self.ctx.cfg.hop_length)
+
+    def achieved(self, wave, sample_rate):
+        return grader.chroma_argmax(wave, sample_rate, self.ctx.cfg.hop_length, self.n_frames)
+
+    def plot(self, target, achieved, mel, reference, title):
+        from ditto2.viz import series_figure
+
+        t = np.where(np.asarray(target) >= 0, target, np.nan)
+        return series_figure(t, achieved, "target pitch class", "achieved chroma argmax", "pitch class", title,
+                             style=("o", "."))

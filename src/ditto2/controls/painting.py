@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+import numpy as np
 import torch
 
 from ditto2.audio.mel import MelConfig
-from ditto2.controls.base import Control, ControlTargetError, MelContext, as_float_target, batch_target
+from ditto2.controls.base import Control, ControlTargetError, MelContext, TargetSet, as_float_target, batch_target
+from ditto2.metrics import control as grader
 
 
 class PaintingTarget(NamedTuple):
@@ -61,6 +63,12 @@ class PaintingControl(Control):
 
     name = "painting"
     domains = ("mel",)
+    metric = "masked_mel_mse"
+    writes_reference_audio = True
+
+    @classmethod
+    def uses_references(cls, source=None) -> bool:
+        return True  # the context to continue or fill is a real clip
 
     def __init__(self, ctx: MelContext, domain: str = "mel", overlap_s: float = 1.0):
         super().__init__(ctx, domain)
@@ -98,6 +106,34 @@ class PaintingControl(Control):
         if not mask.any():
             raise ControlTargetError(f"{self.name} mask selects no frame")
         return PaintingTarget(values, mask)
+
+    def targets(self, n, seed, references=None, source="reference", clips=None) -> TargetSet:
+        """The masked region of each held-out reference clip."""
+        if references is None:
+            raise ControlTargetError(f"{self.name} needs reference clips (held-out shards)")
+        if source != "reference":
+            raise ValueError(f"{self.name} target source must be 'reference', got {source!r}")
+        t = self.build_target(references)
+        return TargetSet(t, [(v.numpy(), t.mask.numpy()) for v in t.values],
+                         [f"{self.name} of held-out clip {i}" for i in range(n)], references)
+
+    def grade(self, wave, sample_rate, metric_target) -> float:
+        values, mask = metric_target
+        cfg, norm = self.ctx.cfg, self.ctx.normalizer
+        return grader.painting_mse(wave, sample_rate, values, mask, cfg.n_fft, cfg.hop_length, cfg.n_mels,
+                                   cfg.log_floor, norm.mean, norm.std, norm.target_std)
+
+    def plot(self, target, achieved, mel, reference, title):
+        from ditto2.viz import finish, plt, show_mel
+
+        values, mask = target
+        fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
+        show_mel(axes[0], reference, "reference clip")
+        show_mel(axes[1], mel, "generated (cyan: matched region)")
+        cols = np.flatnonzero(mask)
+        for c in (cols.min(), cols.max()):
+            axes[1].axvline(c, color="cyan", lw=0.8)
+        return finish(fig, title)
 
 
 class OutpaintingControl(PaintingControl):

@@ -7,8 +7,11 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ditto2.controls.base import Control, ControlTargetError, MelContext, as_float_target, batch_target
-from ditto2.controls.targets import form_ssm  # noqa: F401  (re-exported: the form-string target builder)
+from ditto2.controls.base import Control, ControlTargetError, MelContext, TargetSet, as_float_target, batch_target
+from ditto2.controls.shapes import form_ssm
+from ditto2.metrics import control as grader
+
+FORMS = ("ABA", "ABBA", "AAB", "ABAB")
 
 TOP_DB = 80.0  # librosa.power_to_db's default dynamic range: silent bins do not dominate the cepstrum
 EPS = 1e-5
@@ -36,6 +39,7 @@ class StructureControl(Control):
     """
 
     name = "structure"
+    metric = "mse"
 
     def __init__(self, ctx: MelContext, domain: str = "mel", n_mfcc: int = 20, pool: int = 4):
         super().__init__(ctx, domain)
@@ -76,3 +80,29 @@ class StructureControl(Control):
             raise ControlTargetError(f"structure target is a cosine similarity matrix, values must lie in "
                                      f"[-1, 1]; got [{float(t.min()):.3f}, {float(t.max()):.3f}]")
         return t
+
+    def targets(self, n, seed, references=None, source="form", clips=None, forms=FORMS) -> TargetSet:
+        """Block SSMs of form strings (``forms`` in turn from ``seed``), or a held-out clip's own SSM."""
+        if source == "reference":
+            return self.reference_targets(n, references, " SSM")
+        if source != "form":
+            raise ValueError(f"structure target source must be 'form' or 'reference', got {source!r}")
+        chosen = [forms[(seed + i) % len(forms)] for i in range(n)]
+        t = torch.stack([form_ssm(f, self.ssm_size) for f in chosen])
+        return TargetSet(t, list(t.numpy()), [f"form {f}" for f in chosen], references, {"forms": chosen})
+
+    def grade(self, wave, sample_rate, metric_target) -> float:
+        return grader.structure_mse(wave, sample_rate, metric_target, self.ctx.cfg.hop_length, pool=self.pool)
+
+    def achieved(self, wave, sample_rate):
+        return grader.mfcc_ssm(wave, sample_rate, self.ctx.cfg.hop_length, self.ssm_size, pool=self.pool)
+
+    def plot(self, target, achieved, mel, reference, title):
+        from ditto2.viz import finish, plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+        for ax, m, t in zip(axes, (target, achieved), ("target SSM", "achieved SSM (librosa MFCC)")):
+            ax.imshow(m, cmap="viridis", vmin=-1, vmax=1, origin="lower")
+            ax.set_title(t, fontsize=8)
+            ax.axis("off")
+        return finish(fig, title)

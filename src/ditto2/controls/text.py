@@ -8,7 +8,7 @@ import torch
 
 from ditto2.audio.mel import MEL_PRESETS
 from ditto2.clap.embedder import AudioTextEmbedder
-from ditto2.controls.base import Control, ControlTargetError, MelContext
+from ditto2.controls.base import Control, ControlTargetError, MelContext, TargetSet
 
 
 def default_clap_bundle(ctx: MelContext) -> Path:
@@ -29,6 +29,12 @@ class TextControl(Control):
     ``check_target``; an already-embedded (B or 1, D) tensor is accepted as is."""
 
     name = "text"
+    metric = "clap_cosine"
+    higher_is_better = True
+
+    @classmethod
+    def uses_references(cls, source=None) -> bool:
+        return True  # the held-out clips' captions, unless captions are given
 
     def __init__(self, ctx: MelContext, domain: str = "mel",
                  embedder: Union[AudioTextEmbedder, str, Path, None] = None):
@@ -81,3 +87,24 @@ class TextControl(Control):
         if not torch.isfinite(t).all():
             raise ControlTargetError("text target embedding has NaN/inf values")
         return t.detach()
+
+    def targets(self, n, seed, references=None, source="reference", clips=None, captions=None) -> TargetSet:
+        """Captions to move towards: given ones (``captions``), or the held-out clips' own captions."""
+        if source == "caption" or captions:
+            texts = list(captions) if captions else []
+        else:
+            if not clips:
+                raise ValueError("text targets from references need held-out clips (shards)")
+            texts = [c["caption"] for c in clips[:n]]
+        texts = (texts * n)[:n] if texts else texts
+        t = self.check_target(texts, n)
+        return TargetSet(t, texts, [f"caption: {x}" for x in texts], references, {"captions": texts})
+
+    def grade(self, wave, sample_rate, metric_target) -> float:
+        """Cosine of the decoded AUDIO and the caption in this control's CLAP: self-graded (the control
+        optimized the same CLAP on the mel); the run's independent CLAP score is ``clap_score``."""
+        device = next(self.embedder.parameters()).device
+        with torch.no_grad():
+            a = self.embedder.embed_audio(torch.from_numpy(wave)[None].float().to(device), sample_rate)
+            t = self.embedder.embed_text([metric_target]).to(a)
+        return float((a * t).sum())

@@ -101,7 +101,7 @@ class MelShardDataModule(pl.LightningDataModule):
         self.datasets: dict[str, MelShardDataset] = {}
 
     def data_info(self) -> dict:
-        """What a model must carry to read and write this data (see ditto2.lit.bundle)."""
+        """What a model must carry to read and write this data (see ditto2.models.bundle)."""
         return {"mel": self.mel_config.to_dict(), "stats": self.normalizer.to_dict(), "vocab": self.vocab.to_dict(),
                 "held_out": held_out_tracks(self.hparams.root)}
 

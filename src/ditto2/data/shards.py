@@ -92,7 +92,8 @@ def process_track(track: Track, cfg: MelConfig, opts: ShardOptions) -> dict:
     keep = rms_db >= opts.silence_db
     with torch.no_grad():
         whole = LogMel(cfg)(torch.from_numpy(audio)).numpy()
-    mels = np.stack([whole[:, s : s + cfg.frames] for s in starts[keep]]) if keep.any() else np.zeros((0, cfg.n_mels, cfg.frames), np.float32)
+    empty = np.zeros((0, cfg.n_mels, cfg.frames), np.float32)
+    mels = np.stack([whole[:, s : s + cfg.frames] for s in starts[keep]]) if keep.any() else empty
     tags = dict(track.tags)
     if tags.get("tempo") in (None, ""):
         tags["tempo"] = _estimate_tempo(whole, cfg)
@@ -106,7 +107,8 @@ def process_track(track: Track, cfg: MelConfig, opts: ShardOptions) -> dict:
     if track.frame_labels is not None:
         labels = track.frame_labels(cfg.sample_rate, cfg.hop_length, len(audio))
         for name, arr in labels.items():
-            out[f"label_{name}"] = np.stack([arr[s : s + cfg.frames] for s in starts[keep]]) if keep.any() else np.zeros((0, cfg.frames), arr.dtype)
+            cut = [arr[s : s + cfg.frames] for s in starts[keep]]
+            out[f"label_{name}"] = np.stack(cut) if cut else np.zeros((0, cfg.frames), arr.dtype)
     return out
 
 

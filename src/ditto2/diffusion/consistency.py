@@ -39,6 +39,11 @@ class CMStudent(_Student):
     def forward(self, x, sigma, tags, w):
         return self.precond(x, sigma, tags, w=w)
 
+    def sample(self, z, sigmas, tags, w, gamma=None, generator: Optional[torch.Generator] = None):
+        """Unit noise z -> x at σ_min over ``sigmas`` (``cm_sample``). ``gamma`` is accepted so both students
+        sample alike and is not used: CM multistep renoises fully (CTM's γ = 1)."""
+        return cm_sample(lambda x, s: self(x, s, tags, w), z * sigmas[0], sigmas, generator)
+
 
 class CTMStudent(_Student):
     """Euler parameterization (CTM App.): G(x_t, t, s) = (s/t)·x_t + (1 − s/t)·g(x_t, t, s).
@@ -52,6 +57,10 @@ class CTMStudent(_Student):
         g = self.precond(x, t_col.reshape(-1), tags, w=w, s_noise=c_noise(s_col.reshape(-1)))
         ratio = s_col / t_col
         return ratio * x + (1 - ratio) * g
+
+    def sample(self, z, sigmas, tags, w, gamma: float = 0.0, generator: Optional[torch.Generator] = None):
+        """Unit noise z -> x at σ_min over ``sigmas`` by γ-sampling (``ctm_gamma_sample``)."""
+        return ctm_gamma_sample(lambda x, t, s: self(x, t, s, tags, w), z * sigmas[0], sigmas, gamma, generator)
 
 
 @torch.no_grad()

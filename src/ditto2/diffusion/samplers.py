@@ -13,6 +13,9 @@ from typing import Callable
 import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
+from ditto2.diffusion.edm import karras_sigmas
+from ditto2.diffusion.guidance import CFGDenoiser
+
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -62,3 +65,21 @@ def sample_heun(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor,
                 checkpoint: bool = False, callback=None) -> torch.Tensor:
     """EDM Algorithm 1 without churn: Heun steps, Euler on the final step to σ = 0."""
     return _run(_heun_step, denoise, x, sigmas, checkpoint, callback)
+
+
+SAMPLERS = {"euler": sample_euler, "heun": sample_heun}
+
+
+def base_sigmas(steps: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """The base model's sampling grid: ``steps`` Karras σ's from σ_max to σ_min, then 0."""
+    return append_zero(karras_sigmas(steps, sigma_min, sigma_max))
+
+
+def sample_guided(denoiser, noise: torch.Tensor, tags: torch.Tensor, w, sigmas: torch.Tensor,
+                  sampler: str = "euler", checkpoint: bool = False) -> torch.Tensor:
+    """The base model's one sampler (training-time samples, ``ditto2 sample``, the DITTO surrogate, the
+    benches): unit noise z → x_0 by classifier-free-guided ODE steps over ``sigmas`` (ending with 0)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
+    sigmas = sigmas.to(noise)
+    return SAMPLERS[sampler](CFGDenoiser(denoiser, tags, w), noise * sigmas[0], sigmas, checkpoint=checkpoint)

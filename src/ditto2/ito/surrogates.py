@@ -11,10 +11,9 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ditto2.diffusion.consistency import CMStudent, CTMStudent, cm_sample, ctm_gamma_sample, decode_sigmas
+from ditto2.diffusion.consistency import CMStudent, CTMStudent, decode_sigmas
 from ditto2.diffusion.edm import karras_sigmas
-from ditto2.diffusion.guidance import CFGDenoiser
-from ditto2.diffusion.samplers import append_zero, sample_euler, sample_heun
+from ditto2.diffusion.samplers import SAMPLERS, base_sigmas, sample_guided
 
 
 def m_schedule(k: int, m) -> list[int]:
@@ -43,9 +42,6 @@ class Surrogate(nn.Module):
         """Network evaluations (batch-1 equivalents) of one optimization step, forward + backward."""
         raise NotImplementedError
 
-    def train(self, mode: bool = True):
-        return super().train(False)  # frozen models stay in eval mode whatever Lightning asks
-
 
 class StudentSurrogate(Surrogate):
     """DITTO-2. The CFG scale w is an input of the student: one call per step instead of two.
@@ -72,9 +68,7 @@ class StudentSurrogate(Surrogate):
         sigmas = decode_sigmas(steps, self.grid)
         gen = torch.Generator(device=z.device).manual_seed(seed) if seed is not None else None
         tags = self.tags.expand(z.shape[0], -1) if self.tags.shape[0] == 1 else self.tags
-        if self.kind == "ctm":
-            return ctm_gamma_sample(lambda x, t, s: self.student(x, t, s, tags, self.w), z * sigmas[0], sigmas, gamma, gen)
-        return cm_sample(lambda x, s: self.student(x, s, tags, self.w), z * sigmas[0], sigmas, gen)
+        return self.student.sample(z, sigmas, tags, self.w, gamma=gamma, generator=gen)
 
     def optimize_forward(self, z, m):
         return self._run(z, m, 0.0, self.seed + 1000)
@@ -93,17 +87,18 @@ class BaseModelSurrogate(Surrogate):
     def __init__(self, denoiser: nn.Module, tags: torch.Tensor, w: float = 2.0, steps: int = 20,
                  sampler: str = "euler", checkpoint: bool = True):
         super().__init__()
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
         self.denoiser = denoiser.requires_grad_(False)
         self.register_buffer("tags", tags, persistent=False)
         self.w, self.steps, self.checkpoint = w, steps, checkpoint
-        self.sampler = {"euler": sample_euler, "heun": sample_heun}[sampler]
+        self.sampler = sampler
         self.sigma_max = denoiser.sigma_max
-        self.register_buffer("sigmas", append_zero(karras_sigmas(steps, denoiser.sigma_min, denoiser.sigma_max)),
-                             persistent=False)
+        self.register_buffer("sigmas", base_sigmas(steps, denoiser.sigma_min, denoiser.sigma_max), persistent=False)
 
     def _run(self, z, checkpoint: bool):
         tags = self.tags.expand(z.shape[0], -1) if self.tags.shape[0] == 1 else self.tags
-        return self.sampler(CFGDenoiser(self.denoiser, tags, self.w), z * self.sigmas[0], self.sigmas, checkpoint=checkpoint)
+        return sample_guided(self.denoiser, z, tags, self.w, self.sigmas, self.sampler, checkpoint)
 
     def optimize_forward(self, z, m=None):
         return self._run(z, self.checkpoint)

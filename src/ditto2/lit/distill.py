@@ -10,9 +10,9 @@ CTM with ``teacher_steps`` k > 1 uses CTM's soft-consistency target: the teacher
 steps (j drawn per batch, never past s), and φ⁻ jumps from there to s. k = 1 is the paper's
 local-consistency form (eq. 4). ``loss_space="data"`` measures the distance where CTM measures it:
 both x_s are carried on to σ_min by the frozen target network (gradient through its input only), so
-an error counts by what it does to the decoded output, not by its size at noise level s. Every validation also logs the students' step-count bias on the
-controls' own features (``bias/*``): k-step outputs vs the teacher's full-grid output of the same
-noises (mean level in dB, chroma argmax agreement, SSM MSE).
+an error counts by what it does to the decoded output, not by its size at noise level s. Every validation
+also logs the students' step-count bias on the controls' own features (``bias/*``): k-step outputs vs
+the teacher's full-grid output of the same noises (mean level in dB, chroma argmax agreement, SSM MSE).
 """
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.controls import MelContext
 from ditto2.controls.bias import FeatureBias
 from ditto2.data.tags import TagVocab
-from ditto2.diffusion.consistency import (CMStudent, CTMStudent, cm_sample, ctm_gamma_sample, decode_sigmas,
-                                          teacher_step)
+from ditto2.diffusion.consistency import CMStudent, CTMStudent, decode_sigmas, teacher_step
 from ditto2.diffusion.edm import ConsistencyPrecond, EDMPrecond, drop_tags, karras_sigmas
-from ditto2.lit.bundle import load_bundle, unet_config_from_dict, unet_config_to_dict
-from ditto2.lit.generate import Generator
+from ditto2.lit.optim import with_warmup
 from ditto2.lit.sample_logging import SampleLogMixin
+from ditto2.models.bundle import load_bundle, unet_config_from_dict, unet_config_to_dict
+from ditto2.models.generator import Generator
 from ditto2.nn.unet import UNet
 
 
@@ -199,11 +199,14 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.student.parameters(), lr=self.hparams.lr)
-        warm = max(1, self.hparams.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return with_warmup(opt, self.hparams.warmup_steps)
 
     # ------------------------------------------------------------------ sampling
+    def generate(self, noise, tags, w, steps, gamma=None, generator=None):
+        """The student's ``steps``-step sample (``sample()`` of CMStudent / CTMStudent) over the grid."""
+        gamma = self.hparams.sample_gamma if gamma is None else gamma
+        return self.student.sample(noise, decode_sigmas(steps, self.grid), tags, w, gamma=gamma, generator=generator)
+
     @torch.no_grad()
     def sample_for_logging(self, noise, tags):
         """k-step student samples next to the teacher's 20-step guided Euler from the same noise."""
@@ -212,7 +215,8 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         teacher = Generator(self.teacher, self.mel_config, self.normalizer, self.vocab, self.teacher_meta)
         out = {"teacher_euler20": teacher.sample(noise, tags, w=w, steps=len(self.grid))}
         for k in self.hparams.sample_steps:
-            out[f"{self.kind}_{k}step"] = self.generate(noise, tags, w, k, generator=torch.Generator(device=noise.device).manual_seed(0))
+            fixed = torch.Generator(device=noise.device).manual_seed(0)
+            out[f"{self.kind}_{k}step"] = self.generate(noise, tags, w, k, generator=fixed)
             self.log(f"val/mse_vs_teacher_{k}step", (out[f"{self.kind}_{k}step"] - out["teacher_euler20"]).pow(2).mean())
         return out
 
@@ -231,7 +235,7 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
             ref = teacher.sample(noise, tags, w=self.hparams.sample_w, steps=len(self.grid))
             self._bias_reference = (noise, tags, FeatureBias(MelContext(self.mel_config, self.normalizer), ref))
         noise, tags, bias = self._bias_reference
-        outs = {k: self.generate(noise, tags, self.hparams.sample_w, k, **({"gamma": 0.0} if self.kind == "ctm" else {}),
+        outs = {k: self.generate(noise, tags, self.hparams.sample_w, k, gamma=0.0,
                                  generator=torch.Generator(device=noise.device).manual_seed(0))
                 for k in self.hparams.sample_steps}
         return control_feature_bias(bias, outs)
@@ -255,10 +259,6 @@ class CMDistillModule(DistillModule):
     def pair(self, x_t, x_hat, n, n_hat, m, tags, w):
         return self.student(x_t, self.grid[n], tags, w), self.target(x_hat, self.grid[n_hat], tags, w)
 
-    def generate(self, noise, tags, w, steps, generator=None, model=None):
-        model = model or self.student
-        sigmas = decode_sigmas(steps, self.grid)
-        return cm_sample(lambda x, s: model(x, s, tags, w), noise * sigmas[0], sigmas, generator)
 
 
 class CTMDistillModule(DistillModule):
@@ -285,8 +285,3 @@ class CTMDistillModule(DistillModule):
                 target = self.target(target, s, sigma_min, tags, w)
         return pred, target
 
-    def generate(self, noise, tags, w, steps, gamma=None, generator=None, model=None):
-        model = model or self.student
-        gamma = self.hparams.sample_gamma if gamma is None else gamma
-        sigmas = decode_sigmas(steps, self.grid)
-        return ctm_gamma_sample(lambda x, t, s: model(x, t, s, tags, w), noise * sigmas[0], sigmas, gamma, generator)

@@ -8,11 +8,11 @@ import torch
 
 from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.data.tags import TagVocab
-from ditto2.diffusion.edm import EDMPrecond, drop_tags, edm_loss, karras_sigmas
-from ditto2.diffusion.guidance import CFGDenoiser
-from ditto2.diffusion.samplers import append_zero, sample_euler
-from ditto2.lit.bundle import unet_config_to_dict
+from ditto2.diffusion.edm import EDMPrecond, drop_tags, edm_loss
+from ditto2.diffusion.samplers import base_sigmas, sample_guided
+from ditto2.lit.optim import with_warmup
 from ditto2.lit.sample_logging import SampleLogMixin
+from ditto2.models.bundle import unet_config_to_dict
 from ditto2.nn.unet import UNet, UNetConfig
 
 # σ bands for loss logging: where the model removes fine detail, structure, or global layout
@@ -109,16 +109,14 @@ class PretrainModule(SampleLogMixin, pl.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.denoiser.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        warm = max(1, self.hparams.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return with_warmup(opt, self.hparams.warmup_steps)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def generate(self, noise: torch.Tensor, tags: torch.Tensor, w: float, steps: int) -> torch.Tensor:
         """Guided deterministic Euler from unit noise (B, 1, n_mels, frames)."""
-        sigmas = append_zero(karras_sigmas(steps, self.hparams.sigma_min, self.hparams.sigma_max)).to(noise)
-        return sample_euler(CFGDenoiser(self.denoiser, tags, w), noise * sigmas[0], sigmas)
+        sigmas = base_sigmas(steps, self.hparams.sigma_min, self.hparams.sigma_max)
+        return sample_guided(self.denoiser, noise, tags, w, sigmas)
 
     def sample_for_logging(self, noise, tags):
         tags = self.condition_tags(tags)

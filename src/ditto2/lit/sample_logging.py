@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from ditto2.audio.io import peak_normalized
 from ditto2.audio.vocoder import GriffinLimVocoder
 from ditto2.viz import figure_to_array, mel_grid_figure, save_figure
 
@@ -59,6 +60,5 @@ class SampleLogMixin:
                 writer.add_image(f"samples/{name}", image, step, dataformats="HWC")
                 waves = vocoder(mels.to(self.device)).cpu()
                 for i, wave in enumerate(waves):
-                    peak = wave.abs().max().clamp(min=1e-6)
-                    writer.add_audio(f"samples/{name}/{i}", (wave / peak * 0.9)[None], step,
+                    writer.add_audio(f"samples/{name}/{i}", peak_normalized(wave)[None], step,
                                      sample_rate=self.mel_config.sample_rate)

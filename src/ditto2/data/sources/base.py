@@ -6,6 +6,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ditto2.audio.io import AudioDecodeError  # noqa: F401  (re-exported: what a track's load raises)
+
 
 @dataclass
 class Track:
@@ -22,7 +24,3 @@ class Track:
     tags: dict = field(default_factory=dict)
     load: Callable[[int], np.ndarray] = None  # type: ignore[assignment]
     frame_labels: Optional[Callable[[int, int, int], dict]] = None
-
-
-class AudioDecodeError(Exception):
-    """A file that cannot become usable audio; the message is the reason written to the report."""

@@ -10,9 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
-
 from torch import nn
 
 from ditto2.diffusion.consistency import CMStudent, CTMStudent
@@ -55,41 +53,27 @@ def save_bundle(path: str | Path, denoiser: nn.Module, meta: dict) -> Path:
     return path
 
 
-def load_bundle(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module, dict]:
+def read_bundle(path: str | Path, map_location: str = "cpu", how_to_make: str = "") -> tuple[dict, dict]:
+    """(state dict, meta) of the bundle at ``path`` (with or without extension); a clear error when a file
+    is missing (``how_to_make``: the command that writes one)."""
     path = Path(path)
     if path.suffix in (".safetensors", ".json"):
         path = path.with_suffix("")
     for ext in (".safetensors", ".json"):
         if not path.with_suffix(ext).exists():
-            raise FileNotFoundError(f"model bundle {path.with_suffix(ext)} is missing")
+            hint = f"; {how_to_make}" if how_to_make else ""
+            raise FileNotFoundError(f"model bundle {path.with_suffix(ext)} is missing{hint}")
     meta = json.loads(path.with_suffix(".json").read_text())
+    return load_file(str(path.with_suffix(".safetensors")), device=map_location), meta
+
+
+def load_bundle(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module, dict]:
+    """The denoiser (base model or student) of a bundle, in eval mode, and its meta."""
+    state, meta = read_bundle(path, map_location)
     denoiser = build_denoiser(meta)
-    denoiser.load_state_dict(load_file(str(path.with_suffix(".safetensors")), device=map_location))
+    denoiser.load_state_dict(state)
     return denoiser.eval(), meta
 
 
 def unet_config_to_dict(cfg: UNetConfig) -> dict:
     return dataclasses.asdict(cfg)
-
-
-def checkpoint_to_bundle(ckpt_path: str | Path, out: str | Path, shards: str | None = None) -> Path:
-    """Export the weights of a ditto2 Lightning checkpoint. With EMAWeightAveraging in the run, the
-    checkpoint's state_dict holds the EMA weights, so those are what is exported."""
-    import pytorch_lightning as pl
-
-    ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=False)
-    module_path = ckpt.get("hyper_parameters", {}).get("_class_path") or ckpt.get("ditto2_module")
-    if module_path is None:
-        raise KeyError(f"{ckpt_path} was not written by a ditto2 LightningModule")
-    mod_name, cls_name = module_path.rsplit(".", 1)
-    cls = getattr(__import__(mod_name, fromlist=[cls_name]), cls_name)
-    module: pl.LightningModule = cls.load_from_checkpoint(str(ckpt_path), map_location="cpu")
-    meta = {**module.bundle_meta(), "source_checkpoint": str(ckpt_path), "global_step": ckpt.get("global_step")}
-    if shards and "held_out" not in meta["data"]:
-        from ditto2.data.datamodule import MelShardDataModule
-
-        dm = MelShardDataModule(shards)
-        if dm.data_info()["stats"] != meta["data"]["stats"]:
-            raise ValueError(f"{shards} is not the shard set this model was trained on (other statistics)")
-        meta["data"] = {**meta["data"], "held_out": dm.data_info()["held_out"]}
-    return save_bundle(out, module.exported_model(), meta)

@@ -8,10 +8,9 @@ import torch
 
 from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.data.tags import TagVocab
-from ditto2.diffusion.edm import EDMPrecond, karras_sigmas
-from ditto2.diffusion.guidance import CFGDenoiser
-from ditto2.diffusion.samplers import append_zero, sample_euler, sample_heun
-from ditto2.lit.bundle import load_bundle
+from ditto2.diffusion.edm import EDMPrecond
+from ditto2.diffusion.samplers import base_sigmas, sample_guided
+from ditto2.models.bundle import load_bundle
 
 
 @dataclass
@@ -34,21 +33,21 @@ class Generator:
 
     def sample(self, noise: torch.Tensor, tags: torch.Tensor, w: float = 2.0, steps: int = 20,
                sampler: str = "euler") -> torch.Tensor:
-        """Unit noise -> normalized mel; grad mode is the caller's choice."""
+        """Unit noise -> normalized mel (``sample_guided``); grad mode is the caller's choice."""
         e = self.meta["edm"]
-        sigmas = append_zero(karras_sigmas(steps, e["sigma_min"], e["sigma_max"])).to(noise)
-        fn = {"euler": sample_euler, "heun": sample_heun}[sampler]
-        return fn(CFGDenoiser(self.denoiser, tags, w), noise * sigmas[0], sigmas)
+        return sample_guided(self.denoiser, noise, tags, w, base_sigmas(steps, e["sigma_min"], e["sigma_max"]), sampler)
 
 
-def load_generator(path: str) -> Generator:
-    if str(path).endswith(".ckpt"):
-        from ditto2.lit.pretrain import PretrainModule
-
-        module = PretrainModule.load_from_checkpoint(path, map_location="cpu")
-        denoiser, meta = module.denoiser.eval(), module.bundle_meta()
-    else:
-        denoiser, meta = load_bundle(Path(path))
+def generator_from(denoiser: EDMPrecond, meta: dict) -> Generator:
     d = meta["data"]
     return Generator(denoiser, MelConfig.from_dict(d["mel"]), MelNormalizer.from_dict(d["stats"]),
                      TagVocab.from_dict(d["vocab"]), meta)
+
+
+def load_generator(path: str | Path) -> Generator:
+    """The base model of a bundle (``path`` without extension); a training checkpoint: ``ditto2.lit.export``."""
+    if str(path).endswith(".ckpt"):
+        raise ValueError(f"{path} is a training checkpoint: load it with ditto2.lit.export.load_checkpoint_generator "
+                         "or export it first (ditto2 export CKPT OUT)")
+    denoiser, meta = load_bundle(Path(path))
+    return generator_from(denoiser, meta)

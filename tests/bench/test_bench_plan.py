@@ -1,0 +1,26 @@
+"""The benchmark's cells come from its YAML alone: table order, per-control defaults, --only / --no-*."""
+from ditto2.bench.ito import load_bench_config, plan
+from ditto2.runs.ito import DECODE_KEYS, decode_defaults, make_config
+
+ORDER = ["controls", "sweep", "text", "domain"]
+
+
+def test_plan_lists_every_cell_in_table_order_with_the_per_control_defaults():
+    cfg = load_bench_config("experiments/bench/tables-tiny.yaml")
+    cells = plan(cfg)
+    tables = [c["table"] for c in cells]
+    assert tables == sorted(tables, key=ORDER.index) and "controls" in tables
+    students = [c for c in cells if c["table"] == "controls" and c["label"] != "ditto"]
+    assert students
+    for c in students:
+        chosen = decode_defaults(f"experiments/ito/{c['control']}.yaml", c["changes"]["method"])
+        assert {k: c["changes"][k] for k in DECODE_KEYS} == chosen, c
+    for c in cells:  # every cell is a valid ITO config
+        make_config(controls=[{"name": c["control"], "domain": c["domain"]}], **c["changes"])
+
+
+def test_only_and_skip_leave_cells_out():
+    cfg = load_bench_config("experiments/bench/tables-tiny.yaml")
+    cells = plan(cfg, only=["melody"], skip={"sweep", "text", "domain"})
+    assert cells and {c["control"] for c in cells} == {"melody"} and {c["table"] for c in cells} == {"controls"}
+    assert len(cells) == len(cfg.methods)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 
 
 def _shards(args) -> int:
@@ -31,17 +33,23 @@ def _shards(args) -> int:
         except AptUnavailableError as e:
             raise SystemExit(str(e))
     if not tracks:
-        raise SystemExit(f"no audio found for source {args.source}")
-    reuse = None
-    if args.held_out_of:
+        where = f" in {args.audio_dir}" if args.source == "folder" else ""
+        raise ValueError(f"no audio found for source {args.source}{where} ({len(skipped)} files skipped)")
+    reuse, contract_of = None, args.held_out_of or args.stats_of
+    if args.held_out_of and args.stats_of:
+        raise ValueError("--held-out-of and --stats-of both name a model; give one")
+    if contract_of:
         from ditto2.audio.mel import MelConfig
 
-        reuse = json.loads(open(args.held_out_of.removesuffix(".json") + ".json").read())["data"]
-        cfg.check_matches(MelConfig.from_dict(reuse["mel"]), what=f"model {args.held_out_of}")
+        meta_path = Path(contract_of.removesuffix(".json").removesuffix(".safetensors") + ".json")
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"model bundle {meta_path} does not exist")
+        reuse = json.loads(meta_path.read_text())["data"]
+        cfg = MelConfig.from_dict(reuse["mel"])  # the model's own mel config, whatever --preset says
     opts = ShardOptions(clip_hop_s=args.clip_hop, silence_db=args.silence_db, shard_size=args.shard_size,
                         val_frac=args.val_frac, test_frac=args.test_frac, split_seed=args.seed)
     summary = build_shards(tracks, args.out, cfg, opts, workers=args.workers, prior_skipped=skipped,
-                           source=args.source, reuse=reuse)
+                           source=args.source, reuse=reuse, held_out_only=not args.stats_of)
     for split, s in summary["splits"].items():
         print(f"{split:5s}: {s['n_tracks']:4d} tracks  {s['n_clips']:6d} clips  {s['hours_audio']:.3f} h audio")
     print(f"skipped {len(summary['skipped'])} files (reasons in {args.out}/skipped.tsv)")
@@ -96,6 +104,9 @@ def _add_shards(sub) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--held-out-of", metavar="BUNDLE",
                    help="only the tracks this model bundle never trained on, with its statistics and tags")
+    p.add_argument("--stats-of", metavar="BUNDLE",
+                   help="every track, all in the test split, in this model's mel config, statistics and tags: "
+                        "your own folder as ITO references / targets for that model")
     p.set_defaults(fn=_shards)
 
 
@@ -169,9 +180,27 @@ def _add_model_commands(sub) -> None:
 
 
 def _ito(args) -> int:
-    from ditto2.runs.ito import load_config, run_ito
+    from ditto2.runs.ito import load_config, make_config, run_ito
 
     cfg = load_config(args.config, args.overrides)
+    if args.continue_from:
+        from ditto2.runs.continuation import continue_recording
+
+        if args.seconds is None:
+            raise ValueError("--continue needs --seconds (how much to add after the recording)")
+        summary = continue_recording(cfg, args.continue_from, args.seconds)
+        print(json.dumps(summary, indent=1))
+        print(f"the recording and its continuation: {cfg.out}/continued.wav")
+        return 0
+    if args.target:
+        if len(cfg.controls) != 1:
+            raise ValueError(f"--target sets the target of a single control; this config has {len(cfg.controls)}: "
+                             "give each its own `target: {path: ...}` in the YAML")
+        spec = cfg.controls[0]
+        target = {**spec.target, "path": args.target, **({"offset": args.offset} if args.offset is not None else {})}
+        cfg = make_config(cfg, controls=[{**vars(spec), "target": target}])
+    elif args.offset is not None:
+        raise ValueError("--offset goes with --target PATH")
     summary = run_ito(cfg)
     print(json.dumps({k: v for k, v in summary.items() if k != "items"}, indent=1))
     print(f"per-item wav, plots and JSON in {cfg.out}/item_*/; tensorboard --logdir {cfg.out}")
@@ -182,6 +211,12 @@ def _add_ito(sub) -> None:
     p = sub.add_parser("ito", help="inference-time optimization of the initial noise (DITTO / DITTO-2)")
     p.add_argument("--config", help="experiments/ito/<control>.yaml")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method=ditto steps=70 batch=2")
+    p.add_argument("--target", metavar="PATH", help="your own target for the config's control: a MIDI file, an audio "
+                   "file (wav/flac/ogg/mp3/opus) or per-frame values (.npy/.csv/.txt)")
+    p.add_argument("--offset", type=float, metavar="SECONDS", help="where in --target the model window starts")
+    p.add_argument("--continue", dest="continue_from", metavar="AUDIO",
+                   help="continue this recording by chained outpainting (with --seconds)")
+    p.add_argument("--seconds", type=float, help="--continue: seconds of new music after the recording")
     p.set_defaults(fn=_ito)
 
 
@@ -237,8 +272,32 @@ def _add_eval_commands(sub) -> None:
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
+def user_errors() -> tuple:
+    """Exceptions that mean the input is wrong (a path, a value, a config), not that ditto2 is."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ditto2.audio.io import AudioDecodeError
+
+    return (ValueError, FileNotFoundError, IsADirectoryError, PermissionError, AudioDecodeError, OmegaConfBaseException)
+
+
 def main(argv=None) -> int:
+    """Every user error ends in one line on stderr and exit code 2; ``--debug`` (or DITTO2_DEBUG=1) shows
+    the traceback instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("DITTO2_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _main(argv)
+    except user_errors() as e:
+        if debug:
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"ditto2: error: {message}  (--debug shows where)", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from ditto2.quiet import quiet
 

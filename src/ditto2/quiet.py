@@ -14,6 +14,7 @@ KNOWN_HARMLESS = (
     r".*The number of training batches .* is smaller than.*",
     r".*Consider setting `persistent_workers=True`.*",
     r".*`training_step` returned `None`.*",
+    r".*LightningCLI's args parameter is intended.*",  # `ditto2 fit` hands its own argv on, on purpose
 )
 QUIET_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda",
                  "lightning.pytorch.utilities.rank_zero", "lightning_fabric.utilities.seed")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
@@ -182,6 +183,43 @@ class Control(nn.Module):
                 clips: Optional[list] = None, **kwargs) -> TargetSet:
         """Targets for ``n`` items; ``references`` are held-out clips (normalized mels), ``clips`` their rows."""
         raise NotImplementedError
+
+    def user_targets(self, n: int, path: Optional[str] = None, values=None, offset: float = 0.0,
+                     resample: bool = False, **options) -> TargetSet:
+        """Targets from a user's own material, the same for every item: a file, whose type picks the source
+        (audio: ``target_from_audio`` of the model window from ``offset`` seconds; MIDI: ``target_from_midi``;
+        .npy/.csv/.txt: per-frame values), or inline per-frame ``values``. Read with the model's mel config
+        and statistics (``ditto2.controls.sources``)."""
+        from ditto2.controls.sources import file_kind, read_audio_window
+
+        if (path is None) == (values is None):
+            raise ControlTargetError(f"{self.name} target: give a file (path) or per-frame values, one of the two")
+        kind = "values" if values is not None else file_kind(path)
+        if options and kind != "midi":
+            raise ControlTargetError(f"{self.name} target: options {sorted(options)} apply to MIDI files only")
+        label, references = (Path(path).name if path else f"{self.name} values"), None
+        if kind == "values":
+            item = self.target_from_values(values if values is not None else path, resample)
+        elif kind == "midi":
+            item, label = self.target_from_midi(path, offset, **options), f"{label} from {offset:g} s"
+        else:
+            wave, mel = read_audio_window(path, self.ctx, offset)
+            item, label = self.target_from_audio(wave, mel), f"{label} from {offset:g} s"
+            references = mel.expand(n, -1, -1, -1)
+        t = item.unsqueeze(0).expand(n, *item.shape).clone()
+        return TargetSet(t, list(t.numpy()), [label] * n, references, {"source": kind, "path": path, "offset": offset})
+
+    def target_from_values(self, values, resample: bool = False) -> torch.Tensor:
+        """One item's target from per-frame values (a list or a .npy/.csv/.txt path)."""
+        raise ControlTargetError(f"{self.name} takes no per-frame values; use an audio file")
+
+    def target_from_midi(self, path: str, offset: float = 0.0, **options) -> torch.Tensor:
+        raise ControlTargetError(f"{self.name} takes no MIDI file; use an audio file")
+
+    def target_from_audio(self, wave, mel: torch.Tensor) -> torch.Tensor:
+        """One item's target from a window of the user's audio (``wave`` and its normalized mel (1, 1, M, T)):
+        by default what that window satisfies (``target_from_reference``)."""
+        return self.target_from_reference(mel)[0]
 
     def reference_targets(self, n: int, references: Optional[torch.Tensor], what: str = "") -> TargetSet:
         """Each item's target = what its held-out reference clip satisfies."""

@@ -111,9 +111,18 @@ class IntensityControl(Control):
                 f"intensity target must lie in [{lo}, {hi}] dB, got [{float(t.min()):.1f}, {float(t.max()):.1f}]")
         return t
 
-    def targets(self, n, seed, references=None, source="curve", clips=None, base_db: float = -25.0) -> TargetSet:
+    def targets(self, n, seed, references=None, source="curve", clips=None, base_db: float = -25.0,
+                path=None, values=None, offset: float = 0.0, resample: bool = False, track=None) -> TargetSet:
         """Hand-built DITTO curves (linear/tanh/cosine, rising/falling by 6-15 dB), each centred on the level of
-        a held-out clip when references are given (else ``base_db``). ``source="reference"``: the clip's own curve."""
+        a held-out clip when references are given (else ``base_db``). ``source="reference"``: the clip's own curve.
+        Your own: ``path`` (an audio file: its loudness curve; a MIDI file: its velocities, around ``base_db``;
+        .npy/.csv/.txt: dB per frame) or inline ``values`` (dB per frame)."""
+        if path is not None or values is not None:
+            from ditto2.controls.sources import file_kind
+
+            midi = path is not None and file_kind(path) == "midi"
+            options = {"base_db": base_db, "track": track} if midi else ({"track": track} if track is not None else {})
+            return self.user_targets(n, path, values, offset, resample, **options)
         if source == "reference":
             return self.reference_targets(n, references)
         if source != "curve":
@@ -128,6 +137,19 @@ class IntensityControl(Control):
             curves.append(intensity_curve(kind, direction, float(delta), float(start), self.n_frames))
         t = torch.stack(curves)
         return TargetSet(t, list(t.numpy()), [f"{k} {d} {delta} dB" for k, d, delta in picks], references)
+
+    def target_from_values(self, values, resample=False) -> torch.Tensor:
+        from ditto2.controls.sources import read_values
+
+        return read_values(values, self.n_frames, "intensity (dB)", *DB_RANGE, resample=resample)
+
+    def target_from_midi(self, path, offset=0.0, track=None, base_db: float = -25.0) -> torch.Tensor:
+        """Note velocities as a level curve around ``base_db``, smoothed like the control's own features."""
+        from ditto2.controls.sources import midi_velocity_db
+
+        cfg = self.ctx.cfg
+        db = midi_velocity_db(path, self.n_frames, cfg.sample_rate, cfg.hop_length, offset, track, base_db)
+        return savgol_smooth(db[None], self.window, self.polyorder)[0]
 
     def grade(self, wave, sample_rate, metric_target) -> float:
         return grader.intensity_mse(wave, sample_rate, metric_target, self.ctx.cfg.hop_length)

@@ -85,9 +85,14 @@ class MelodyControl(Control):
             return torch.where(quiet, torch.full_like(energy_db, NO_MELODY, dtype=torch.long),
                                chroma.argmax(1))
 
-    def targets(self, n, seed, references=None, source="synth", clips=None) -> TargetSet:
+    def targets(self, n, seed, references=None, source="synth", clips=None, path=None, values=None,
+                offset: float = 0.0, resample: bool = False, track=None) -> TargetSet:
         """Exact melodies of procedural synth tracks (default; seeds seed·1000 + i, mostly-rest ones
-        skipped), or a held-out clip's chroma argmax (``source="reference"``)."""
+        skipped), or a held-out clip's chroma argmax (``source="reference"``). Your own: ``path`` (a MIDI
+        file: the top voice, or ``track``; an audio file: its pitch track; .npy/.csv/.txt: pitch classes)
+        or inline ``values`` (pitch class per frame, 0 = C, -1 = no melody)."""
+        if path is not None or values is not None:
+            return self.user_targets(n, path, values, offset, resample, **({"track": track} if track is not None else {}))
         if source == "reference":
             return self.reference_targets(n, references, " chroma")
         if source != "synth":
@@ -107,6 +112,31 @@ class MelodyControl(Control):
             desc.append(f"synth melody seed {seed * 1000 + i} ({track.spec.key_name})")
         t = torch.stack(rows)
         return TargetSet(t, list(t.numpy()), desc, references)
+
+    def target_from_values(self, values, resample=False) -> torch.Tensor:
+        from ditto2.controls.sources import read_values
+
+        return read_values(values, self.n_frames, "pitch classes", -1, 11, resample=resample, integer=True)
+
+    def target_from_midi(self, path, offset=0.0, track=None) -> torch.Tensor:
+        from ditto2.controls.sources import midi_melody
+
+        cfg = self.ctx.cfg
+        return midi_melody(path, self.n_frames, cfg.sample_rate, cfg.hop_length, offset, track)
+
+    def target_from_audio(self, wave, mel) -> torch.Tensor:
+        """Pitch class per frame of a (mostly monophonic) recording by pYIN pitch tracking; -1 where unvoiced."""
+        cfg = self.ctx.cfg
+        f0, voiced, _ = librosa.pyin(np.asarray(wave, np.float32), fmin=librosa.note_to_hz("C2"),
+                                     fmax=librosa.note_to_hz("C7"), sr=cfg.sample_rate, frame_length=2048,
+                                     hop_length=cfg.hop_length, center=True)
+        f0, voiced = f0[: self.n_frames], voiced[: self.n_frames]
+        ok = voiced & np.isfinite(f0)
+        if ok.mean() < 0.1:
+            raise ControlTargetError(f"no melody found: {100 * ok.mean():.0f} % of frames are pitched (pYIN); use a "
+                                     "clearer monophonic recording, a MIDI file or pitch-class values")
+        pc = np.where(ok, np.round(librosa.hz_to_midi(np.where(ok, f0, 440.0))) % 12, -1)
+        return torch.as_tensor(pc.astype(np.int64))
 
     def grade(self, wave, sample_rate, metric_target) -> float:
         return grader.melody_accuracy(wave, sample_rate, metric_target, self.ctx.cfg.hop_length)

@@ -6,6 +6,7 @@ to the generated clip's grid, so the loss only needs the generated mask.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -107,8 +108,19 @@ class PaintingControl(Control):
             raise ControlTargetError(f"{self.name} mask selects no frame")
         return PaintingTarget(values, mask)
 
-    def targets(self, n, seed, references=None, source="reference", clips=None) -> TargetSet:
-        """The masked region of each held-out reference clip."""
+    def targets(self, n, seed, references=None, source="reference", clips=None, path=None,
+                offset: float = 0.0) -> TargetSet:
+        """The masked region of each held-out reference clip, or of your own recording (``path``): the model
+        window from ``offset`` seconds is the reference (outpainting continues from its last ``overlap_s``,
+        inpainting keeps its first and last ``overlap_s``)."""
+        if path is not None:
+            from ditto2.controls.sources import read_audio_window
+
+            _, mel = read_audio_window(path, self.ctx, offset)
+            ts = self.targets(n, seed, mel.expand(n, -1, -1, -1))
+            ts.descriptions = [f"{self.name} of {Path(path).name} from {offset:g} s"] * n
+            ts.extra.update({"source": "audio", "path": path, "offset": offset})
+            return ts
         if references is None:
             raise ControlTargetError(f"{self.name} needs reference clips (held-out shards)")
         if source != "reference":

@@ -81,8 +81,14 @@ class StructureControl(Control):
                                      f"[-1, 1]; got [{float(t.min()):.3f}, {float(t.max()):.3f}]")
         return t
 
-    def targets(self, n, seed, references=None, source="form", clips=None, forms=FORMS) -> TargetSet:
-        """Block SSMs of form strings (``forms`` in turn from ``seed``), or a held-out clip's own SSM."""
+    def targets(self, n, seed, references=None, source="form", clips=None, forms=FORMS, form=None, path=None,
+                offset: float = 0.0) -> TargetSet:
+        """Block SSMs of form strings (``form``: one for every item, or ``forms`` in turn from ``seed``), or a
+        held-out clip's own SSM (``source="reference"``), or the SSM of your own audio (``path``, from ``offset``)."""
+        if path is not None:
+            return self.user_targets(n, path, offset=offset)
+        if form is not None:
+            forms = [form]
         if source == "reference":
             return self.reference_targets(n, references, " SSM")
         if source != "form":

@@ -163,14 +163,17 @@ def build_shards(
     source: str = "",
     progress: bool = True,
     reuse: Optional[dict] = None,
+    held_out_only: bool = True,
 ) -> dict:
     """Build (or resume) the shard set in ``out_dir``; returns the summary written to report.json.
 
     ``reuse`` = a model's data contract (``{"stats", "vocab", "held_out"}``, as in a model bundle):
     only the tracks that model never trained on are built, all into the "test" split, normalized
     with the model's statistics and encoded with its tag vocabulary — clips for evaluating it.
+    ``held_out_only=False`` builds every track of the source that way (a user's own folder as ITO
+    references for that model).
     """
-    if reuse is not None:
+    if reuse is not None and held_out_only:
         held = set(reuse.get("held_out", {}).get("test", [])) | set(reuse.get("held_out", {}).get("val", []))
         if not held:
             raise ValueError("the model's data contract lists no held-out tracks (export it with --shards)")

@@ -64,7 +64,8 @@ class ReportCallback(pl.Callback):
 
 
 class DecodeReport(ReportCallback):
-    """Decode (T steps) and vocode every item once; the wav of each kept item. ``mel``: the run's decoded
+    """Decode (T steps) and vocode every item once; the wavs of each kept item (``ito.wav`` at the decoded level,
+    ``ito_normalized.wav`` peak-normalized). ``mel``: the run's decoded
     output when the caller has it already (a K = 0 run graded its initial loss on it)."""
 
     def __init__(self, outputs: RunOutputs, gen, mel: Optional[torch.Tensor] = None):
@@ -87,8 +88,11 @@ class DecodeReport(ReportCallback):
                    for i in range(mel.shape[0])]
         o.out.mkdir(parents=True, exist_ok=True)
         for i in range(min(o.report_items, mel.shape[0])):
+            # the level the model produced (float WAV: nothing clips), e.g. the loudness intensity control steered
+            # to; a peak-normalized copy to listen to
+            sf.write(o.item_dir(i) / "ito.wav", o.waves[i], o.sample_rate, subtype="FLOAT")
             wave = peak_normalized(o.waves[i])
-            sf.write(o.item_dir(i) / "ito.wav", wave, o.sample_rate)
+            sf.write(o.item_dir(i) / "ito_normalized.wav", wave, o.sample_rate)
             if writer is not None:
                 writer.add_audio(f"ito/audio/item{i}", torch.from_numpy(wave)[None], 0, sample_rate=o.sample_rate)
 

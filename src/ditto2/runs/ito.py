@@ -6,7 +6,9 @@ vocode, CLAP / FAD, one grader per control, summary) -> a run folder with its re
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
 import json
 import time
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from typing import Any, Optional
 import torch
 from omegaconf import OmegaConf
 
+from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.controls import CONTROLS, CompositeControl, MelContext, build_control
 from ditto2.data.heldout import held_out_clips
 from ditto2.ito.optimize import initial_noise, optimize_noise
@@ -87,14 +90,49 @@ def load_config(path: Optional[str], overrides: list[str] = ()) -> ITOConfig:
     base = OmegaConf.structured(ITOConfig)
     layers = [base]
     if path:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"config {path} does not exist (the ITO configs are experiments/ito/<control>.yaml)")
         layers.append(OmegaConf.load(path))
-    layers.append(OmegaConf.from_dotlist(list(overrides)))
-    merged = OmegaConf.merge(*layers)
-    per_method = merged.defaults_by_method.get(merged.method) if merged.defaults_by_method else None
-    if per_method:
-        merged = OmegaConf.merge(*layers[:-1], per_method, layers[-1])
-    merged.controls = [OmegaConf.merge(OmegaConf.structured(ControlSpec), c) for c in merged.controls]
-    return check_config(OmegaConf.to_object(merged))
+    layers.append(parse_overrides(overrides))
+    with readable_config_errors():
+        merged = OmegaConf.merge(*layers)
+        per_method = merged.defaults_by_method.get(merged.method) if merged.defaults_by_method else None
+        if per_method:
+            merged = OmegaConf.merge(*layers[:-1], per_method, layers[-1])
+        merged.controls = [OmegaConf.merge(OmegaConf.structured(ControlSpec), c) for c in merged.controls]
+        return check_config(OmegaConf.to_object(merged))
+
+
+def parse_overrides(overrides) -> Any:
+    """``key=value`` strings (values are YAML) -> a config; a malformed one is named."""
+    for o in overrides:
+        if "=" not in o:
+            raise ValueError(f"override {o!r} is not key=value (e.g. steps=70, controls=[{{name: melody}}])")
+        try:
+            OmegaConf.from_dotlist([o])
+        except Exception as e:  # the YAML / grammar parsers raise several types
+            raise ValueError(f"override {o!r} is not valid YAML after '=': {str(e).splitlines()[0]}") from None
+    return OmegaConf.from_dotlist(list(overrides))
+
+
+@contextlib.contextmanager
+def readable_config_errors():
+    """OmegaConf's key and type errors as one line that names the key (and the closest known one)."""
+    from omegaconf.errors import ConfigKeyError, ValidationError
+
+    try:
+        yield
+    except ConfigKeyError as e:
+        key = getattr(e, "key", None) or str(e).split("'")[1]
+        fields = [f.name for f in dataclasses.fields(ITOConfig)] + [f.name for f in dataclasses.fields(ControlSpec)]
+        raise ValueError(f"unknown config key {key!r}{did_you_mean(str(key), fields)}") from None
+    except ValidationError as e:
+        raise ValueError(f"bad config value: {str(e).splitlines()[0]}") from None
+
+
+def did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def make_config(base: Optional[ITOConfig] = None, **changes) -> ITOConfig:
@@ -112,14 +150,15 @@ def make_config(base: Optional[ITOConfig] = None, **changes) -> ITOConfig:
 
 def with_overrides(cfg: ITOConfig, overrides: list[str]) -> ITOConfig:
     """``key=value`` strings (a CLI's or a benchmark YAML's) over a config, checked."""
-    merged = OmegaConf.merge(OmegaConf.structured(cfg), OmegaConf.from_dotlist(list(overrides)))
-    merged.controls = [OmegaConf.merge(OmegaConf.structured(ControlSpec), c) for c in merged.controls]
-    return check_config(OmegaConf.to_object(merged))
+    with readable_config_errors():
+        merged = OmegaConf.merge(OmegaConf.structured(cfg), parse_overrides(overrides))
+        merged.controls = [OmegaConf.merge(OmegaConf.structured(ControlSpec), c) for c in merged.controls]
+        return check_config(OmegaConf.to_object(merged))
 
 
 def check_config(cfg: ITOConfig) -> ITOConfig:
     if cfg.method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+        raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}{did_you_mean(cfg.method, METHODS)}")
     if cfg.steps < 0 or cfg.batch < 1:
         raise ValueError("steps (K) must be >= 0 and batch >= 1")
     if cfg.split not in ("val", "test"):
@@ -133,7 +172,8 @@ def check_config(cfg: ITOConfig) -> ITOConfig:
         raise ValueError(f"engine must be one of {ENGINES}, got {cfg.engine!r}")
     for spec in cfg.controls:
         if spec.name not in CONTROLS:
-            raise ValueError(f"unknown control {spec.name!r}; choose one of {sorted(CONTROLS)}")
+            raise ValueError(f"unknown control {spec.name!r}{did_you_mean(spec.name, CONTROLS)}; "
+                             f"the controls are {sorted(CONTROLS)}")
     if cfg.laion_clap:
         from ditto2.clap.load import is_laion_dir
 
@@ -152,6 +192,25 @@ def save_config(cfg: ITOConfig, path: Path) -> None:
     path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
 
 
+def save_targets(cfg: ITOConfig, target_sets: list, path: Path) -> None:
+    """The targets the run used, one tensor per control (painting: ``<name>.values`` + ``<name>.mask``; text:
+    the caption embeddings, captions in the metadata), beside config.yaml."""
+    from safetensors.torch import save_file
+
+    tensors, meta = {}, {}
+    for spec, ts in zip(cfg.controls, target_sets):
+        t = ts.target
+        if hasattr(t, "mask"):
+            tensors[f"{spec.name}.values"], tensors[f"{spec.name}.mask"] = t.values, t.mask.to(torch.uint8)
+        elif isinstance(t, torch.Tensor):
+            tensors[spec.name] = t
+        meta[spec.name] = json.dumps(ts.descriptions)
+        if "captions" in ts.extra:
+            meta[f"{spec.name}.captions"] = json.dumps(ts.extra["captions"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
+
+
 DECODE_KEYS = ("m", "decode_steps", "gamma")
 
 
@@ -162,8 +221,8 @@ def decode_defaults(path: str, method: str) -> dict:
     return {k: getattr(cfg, k) for k in DECODE_KEYS}
 
 
-def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None):
-    gen = load_generator(cfg.teacher)
+def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None, gen=None):
+    gen = gen or load_generator(cfg.teacher)
     if tags_spec == "reference":
         if not clips:
             raise ValueError("tags: reference needs held-out clips (shards)")
@@ -181,10 +240,26 @@ def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None):
     return StudentSurrogate(student, tags, cfg.w, cfg.decode_steps, cfg.gamma, meta.get("grid_steps", 20), cfg.seed), gen
 
 
-def reference_clips(cfg: ITOConfig):
-    """Held-out clips (mels + index rows) when the config uses them, else (None, None)."""
+def check_shards_match(shards: str, gen, teacher: str) -> None:
+    """Reference clips must be in the model's mel config and normalized with its statistics, else every
+    target drawn from them is silently wrong."""
+    index = json.loads((Path(shards) / "index.json").read_text())
+    fix = f"build them with `ditto2 shards folder --audio-dir DIR --stats-of {teacher}`"
+    if MelConfig.from_dict(index["mel"]) != gen.mel:
+        raise ValueError(f"shards {shards} have another mel config than the model {teacher}: {fix}")
+    stats = MelNormalizer.from_dict(index["stats"])
+    if stats != gen.normalizer:
+        raise ValueError(f"shards {shards} are normalized with other statistics (mean {stats.mean:.3f}, std {stats.std:.3f}) "
+                         f"than the model {teacher} (mean {gen.normalizer.mean:.3f}, std {gen.normalizer.std:.3f}): {fix}")
+
+
+def reference_clips(cfg: ITOConfig, gen=None):
+    """Held-out clips (mels + index rows) when the config uses them, else (None, None); checked against the
+    model's mel config and statistics when ``gen`` is given."""
     used = cfg.tags == "reference" or any(CONTROLS[c.name].uses_references(c.source) for c in cfg.controls)
     if cfg.shards and used:
+        if gen is not None:
+            check_shards_match(cfg.shards, gen, cfg.teacher)
         return held_out_clips(cfg.shards, cfg.batch, cfg.seed, cfg.split)
     return None, None
 
@@ -197,11 +272,23 @@ def build_control_and_targets(cfg: ITOConfig, ctx: MelContext, refs=None, clips=
         if "captions" in kwargs:  # older configs gave the text control's captions among its kwargs
             target_kw["captions"] = kwargs.pop("captions")
         control = build_control(spec.name, ctx, domain=spec.domain, **kwargs)
+        check_target_keys(control, target_kw)
         ts = control.targets(cfg.batch, cfg.seed, refs, clips=clips,
                              **({"source": spec.source} if spec.source else {}), **target_kw)
         terms.append((control, ts.target, spec.weight))
         target_sets.append(ts)
     return CompositeControl(terms, batch_size=cfg.batch), target_sets, refs
+
+
+def check_target_keys(control, target_kw: dict) -> None:
+    """Target arguments the control's ``targets`` does not take fail with the ones it does."""
+    import inspect
+
+    params = inspect.signature(control.targets).parameters
+    known = [k for k in params if k not in ("n", "seed", "references", "clips", "source")]
+    unknown = sorted(set(target_kw) - set(known))
+    if unknown:
+        raise ValueError(f"{control.name} target has unknown keys {unknown}; it takes {known}")
 
 
 def item_captions(cfg: ITOConfig, clips: Optional[list], target_sets: list) -> list[str]:
@@ -235,14 +322,16 @@ def report_callbacks(cfg: ITOConfig, gen, composite: CompositeControl, target_se
 def run_ito(cfg: ITOConfig) -> dict:
     t_setup = time.perf_counter()
     check_config(cfg)
-    refs, clips = reference_clips(cfg)
-    surrogate, gen = build_surrogate(cfg, cfg.tags, clips)
+    gen = load_generator(cfg.teacher)
+    refs, clips = reference_clips(cfg, gen)
+    surrogate, gen = build_surrogate(cfg, cfg.tags, clips, gen)
     ctx = MelContext(gen.mel, gen.normalizer, nnls_iters=cfg.control_nnls_iters)
     composite, target_sets, refs = build_control_and_targets(cfg, ctx, refs, clips)
     captions = item_captions(cfg, clips, target_sets)
     shape = (cfg.batch, 1, gen.mel.n_mels, gen.mel.frames)
     out = Path(cfg.out)
     save_config(cfg, out / "config.yaml")
+    save_targets(cfg, target_sets, out / "targets.safetensors")
     device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
     setup_s = time.perf_counter() - t_setup
     callbacks = lambda mel=None: report_callbacks(cfg, gen, composite, target_sets, captions, out, mel)

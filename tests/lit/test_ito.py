@@ -105,8 +105,19 @@ def test_text_control_with_reference_tags_and_clap_scores(synth_tiny, teacher_ti
     summary = run_ito(cfg)
     assert summary["loss_end"] < summary["loss_start"], summary
     item = json.loads((tmp_path / "item_00" / "result.json").read_text())
-    assert -1 <= item["metrics"]["clap_score"] <= 1 and "text_clap_cosine" in item["metrics"]
+    from safetensors.torch import load_file
+
+    emb = load_file(str(tmp_path / "embeddings.safetensors"))  # the score is the cosine of the saved embeddings
+    cos = torch.nn.functional.cosine_similarity(emb["audio"][0], emb["text"][0], dim=0)
+    assert item["metrics"]["clap_score"] == pytest.approx(float(cos), abs=1e-4) and "text_clap_cosine" in item["metrics"]
     assert item["caption"].endswith("beats per minute.") and item["targets"]["text"].startswith("caption: ")
+    import re
+
+    from ditto2.metrics.control import tempo_errors  # the independent tempo grade, from the caption's BPM
+
+    target_bpm = float(re.search(r"(\d+(?:\.\d+)?) beats per minute", item["caption"]).group(1))
+    m = item["metrics"]
+    assert m["text_tempo_error_pct"] == pytest.approx(tempo_errors(m["text_tempo_bpm"], target_bpm)["error_pct"], abs=0.02)
 
 
 def test_report_computes_fad_and_clap_and_logs_them(synth_eval, teacher_tiny, student_bundles, clap_bundle, tmp_path):
@@ -195,3 +206,34 @@ def test_a_run_folder_holds_its_config_and_both_engines_agree(synth_tiny, teache
     a, b = (results[e]["items"] for e in ("lightning", "loop"))
     for x, y in zip(a, b):
         assert x.keys() == y.keys() and all(abs(x[k] - y[k]) <= 1e-3 * max(1.0, abs(x[k])) for k in x)
+
+
+@pytest.mark.parametrize("m, expected", [(2, [2] * 8), ("adaptive", [1] * 4 + [2] * 3 + [4] * 1)])
+def test_each_step_uses_the_schedules_m(m, expected):
+    """The surrogate is asked for M steps at step k exactly as ``m_schedule`` says, in both engines."""
+    import pytorch_lightning as pl
+
+    from ditto2.ito.optimize import initial_noise, optimize_noise
+    from ditto2.ito.surrogates import Surrogate
+
+    class Recording(Surrogate):
+        sigma_max = 80.0
+
+        def __init__(self):
+            super().__init__()
+            self.asked = []
+
+        def optimize_forward(self, z, m):
+            self.asked.append(m)
+            return z * m
+
+        def decode(self, z):
+            return z
+
+    loss = lambda mel: mel.pow(2).flatten(1).mean(1)  # noqa: E731
+    s1, s2 = Recording(), Recording()
+    module = ITOModule(s1, loss, (2, 1, 4, 4), steps=8, m=m, lr=0.1)
+    pl.Trainer(max_steps=8, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module)
+    optimize_noise(s2, loss, initial_noise((2, 1, 4, 4), 0), m_schedule(8, m), lr=0.1)
+    assert s1.asked == s2.asked == expected

@@ -13,9 +13,19 @@ def test_identical_embeddings_score_one_and_range():
     m = CLAPScore()
     m.update(x, -x)
     assert float(m.compute()) == pytest.approx(-1.0)
+
+
+
+def test_known_angles_give_known_cosines_whatever_the_scale():
+    from ditto2.metrics.clap_score import clap_cosines
+
+    audio = torch.tensor([[1.0, 0.0], [3.0, 0.0], [2.0, 2.0]])  # unnormalized on purpose
+    text = torch.tensor([[0.0, 5.0], [0.5, 0.5 * 3**0.5], [1.0, 0.0]])  # 90°, 60°, 45° away
+    cos = clap_cosines(audio, text)
+    assert torch.allclose(cos, torch.tensor([0.0, 0.5, 0.5**0.5], dtype=torch.float64), atol=1e-7)
     m = CLAPScore()
-    m.update(x, torch.randn(10, 16, generator=torch.Generator().manual_seed(1)))
-    assert -1.0 <= float(m.compute()) <= 1.0
+    m.update(audio, text)
+    assert float(m.compute()) == pytest.approx((0.0 + 0.5 + 0.5**0.5) / 3, abs=1e-7)
 
 
 def test_single_caption_broadcasts_and_shapes_are_checked():

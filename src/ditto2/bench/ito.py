@@ -122,7 +122,7 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str) -> dict:
         "audio_seconds": first["audio_seconds_per_item"], "n": n, "batch": batch, "runs": len(summaries),
         "seconds_per_item": round(sum(total.values()) / n, 4),
         "optimize_s": round(total["optimize_s"] / n, 4), "decode_s": round((total["decode_s"] + total["vocode_s"]) / n, 4),
-        "metrics_mean": {k: float(np.mean([m[k] for m in items])) for k in items[0]},
+        "metrics_mean": {k: float(np.mean([m[k] for m in items if k in m])) for k in dict.fromkeys(k for m in items for k in m)},
         "loss_start": float(np.mean([s["loss_start"] for s in summaries])),
         "loss_end": float(np.mean([s["loss_end"] for s in summaries])),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

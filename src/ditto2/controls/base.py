@@ -232,6 +232,10 @@ class Control(nn.Module):
         """The item's score (``metric``) on its decoded mono waveform (numpy)."""
         raise NotImplementedError
 
+    def extra_grades(self, wave, sample_rate: int, metric_target) -> dict:
+        """More independent grades of the item, ``{name: value}`` (reported as ``<control>_<name>``)."""
+        return {}
+
     def achieved(self, wave, sample_rate: int):
         """What the grader measured, for the plot (None: the plot shows the mel)."""
         return None

@@ -179,7 +179,8 @@ def build_shards(
             raise ValueError("the model's data contract lists no held-out tracks (export it with --shards)")
         tracks = [t for t in tracks if t.track_id in held]
         if not tracks:
-            raise ValueError("none of the model's held-out tracks are in this source")
+            raise ValueError("none of the model's held-out tracks are in this source; to use your own music with "
+                             "the model's statistics, build it with --stats-of instead of --held-out-of")
     t0 = time.time()
     out, work = Path(out_dir), Path(out_dir) / ".work"
     work.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ import torch
 
 from ditto2.audio.io import peak_normalized
 from ditto2.audio.vocoder import GriffinLimVocoder
+from ditto2.metrics.clap_score import CLAPScore, clap_cosines
 from ditto2.viz import save_figure
 
 
@@ -112,6 +113,8 @@ class ControlReport(ReportCallback):
         for i, item in enumerate(o.items):
             value = c.grade(o.waves[i], o.sample_rate, ts.metric_target[i])
             item["metrics"][key] = round(value, 5)
+            item["metrics"].update({f"{c.name}_{k}": v for k, v in c.extra_grades(o.waves[i], o.sample_rate,
+                                                                                  ts.metric_target[i]).items()})
             item["targets"][c.name] = ts.descriptions[i]
             values.append(item["metrics"][key])
             if not o.kept(i):
@@ -173,12 +176,14 @@ class AudioReport(ReportCallback):
         save_file({f"{'' if k == 'clap' else k + '_'}{part}": x.contiguous() for k, (a, t) in embs.items()
                    for part, x in (("audio", a), ("text", t))}, str(o.out / "embeddings.safetensors"))
         for k, (a, t) in embs.items():
-            scores = (a * t).sum(-1).tolist()
+            score = CLAPScore()
+            score.update(a, t)
+            cosines = clap_cosines(a, t).tolist()
             for i, item in enumerate(o.items):
-                item["metrics"]["clap_score" if k == "clap" else f"clap_score_{k}"] = round(scores[i], 5)
+                item["metrics"]["clap_score" if k == "clap" else f"clap_score_{k}"] = round(cosines[i], 5)
                 item["caption"] = self.captions[i]
             if writer is not None:
-                writer.add_scalar("metric/clap_score" if k == "clap" else f"metric/clap_score_{k}", float(np.mean(scores)), 0)
+                writer.add_scalar("metric/clap_score" if k == "clap" else f"metric/clap_score_{k}", float(score.compute()), 0)
                 if o.fad[k][0] is not None:
                     writer.add_scalar("metric/fad" if k == "clap" else f"metric/fad_{k}", o.fad[k][0], 0)
 
@@ -197,7 +202,8 @@ class SummaryReport(ReportCallback):
         for i, item in enumerate(o.items):
             if o.kept(i):
                 (o.item_dir(i) / "result.json").write_text(json.dumps(item, indent=1))
-        means = {k: round(float(np.mean([m[k] for m in metrics])), 5) for k in metrics[0]}
+        keys = list(dict.fromkeys(k for m in metrics for k in m))  # a grade some items lack is averaged over the rest
+        means = {k: round(float(np.mean([m[k] for m in metrics if k in m])), 5) for k in keys}
         history = np.asarray(run.history)
         total = run.timing["optimize_s"] + run.timing["decode_s"] + o.vocode_s
         fad, fad_note = o.fad.get("clap", (None, "off (no clap)"))

@@ -6,6 +6,17 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 
 
+def clap_cosines(audio_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+    """(B,) float64 cosine of each audio embedding with its caption's (a (D,) caption pairs with every row);
+    normalized here too, so embeddings from any source give a cosine in [-1, 1]."""
+    if audio_emb.dim() != 2:
+        raise ValueError(f"audio embeddings must be (B, D), got {tuple(audio_emb.shape)}")
+    text_emb = text_emb.expand_as(audio_emb) if text_emb.dim() == 1 else text_emb
+    if text_emb.shape != audio_emb.shape:
+        raise ValueError(f"text embeddings {tuple(text_emb.shape)} do not pair with audio {tuple(audio_emb.shape)}")
+    return (F.normalize(audio_emb.double(), dim=-1) * F.normalize(text_emb.double(), dim=-1)).sum(-1)
+
+
 class CLAPScore(Metric):
     """``update(audio_emb (B, D), text_emb (B, D) or (D,))`` with rows from an AudioTextEmbedder.
 
@@ -22,13 +33,7 @@ class CLAPScore(Metric):
         self.add_state("count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, audio_emb: torch.Tensor, text_emb: torch.Tensor) -> None:
-        if audio_emb.dim() != 2:
-            raise ValueError(f"audio embeddings must be (B, D), got {tuple(audio_emb.shape)}")
-        text_emb = text_emb.expand_as(audio_emb) if text_emb.dim() == 1 else text_emb
-        if text_emb.shape != audio_emb.shape:
-            raise ValueError(f"text embeddings {tuple(text_emb.shape)} do not pair with audio {tuple(audio_emb.shape)}")
-        # normalized here too, so embeddings from any source give a cosine in [-1, 1]
-        cos = (F.normalize(audio_emb.double(), dim=-1) * F.normalize(text_emb.double(), dim=-1)).sum(-1)
+        cos = clap_cosines(audio_emb, text_emb)
         self.cos_sum += cos.detach().sum()
         self.count += cos.numel()
 

@@ -106,3 +106,19 @@ def painting_mse(wave, sr: int, reference_values, mask, n_fft: int, hop: int, n_
                                          power=1.0, pad_mode="reflect")
     norm = (np.log(np.maximum(fit_frames(mel, ref.shape[-1]), log_floor)) - mean) / std * target_std
     return float(np.mean((norm[:, m] - ref[:, m]) ** 2))
+
+
+def tempo_bpm(wave, sr: int, hop: int = 512) -> float:
+    """Global tempo (BPM) of the audio by librosa's onset-autocorrelation estimator."""
+    return float(librosa.feature.tempo(y=_mono(wave), sr=sr, hop_length=hop)[0])
+
+
+def tempo_errors(estimated_bpm: float, target_bpm: float, tolerance_pct: float = 8.0) -> dict:
+    """How far an estimated tempo is from a target: ``error_pct``; ``within_8pct`` (1/0) at the exact tempo,
+    and ``octave_within_8pct`` (1/0) at half or double the target only, counted separately."""
+    if not (target_bpm > 0 and estimated_bpm > 0):
+        raise ValueError(f"tempi must be > 0, got estimated {estimated_bpm}, target {target_bpm}")
+    err = lambda bpm: 100.0 * abs(estimated_bpm - bpm) / bpm  # noqa: E731
+    exact = err(target_bpm) <= tolerance_pct
+    octave = not exact and min(err(target_bpm / 2), err(target_bpm * 2)) <= tolerance_pct
+    return {"error_pct": round(err(target_bpm), 3), "within_8pct": float(exact), "octave_within_8pct": float(octave)}

@@ -307,7 +307,8 @@ def _main(argv: list[str]) -> int:
 
         run_lightning_cli(argv)
         return 0
-    parser = argparse.ArgumentParser(prog="ditto2", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ditto2", description=__doc__,
+                                     epilog="Errors are one line; add --debug to any command for the traceback.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_shards(sub)
     _add_vocode(sub)

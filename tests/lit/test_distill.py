@@ -17,7 +17,7 @@ def args(kind, shards, teacher, tmp_path, *extra):
 
 @pytest.mark.parametrize("kind", ["cm", "ctm"])
 def test_fast_dev_run(kind, synth_tiny, teacher_tiny, tmp_path):
-    from conftest import fast_dev_run_moves_the_weights
+    from fit_checks import fast_dev_run_moves_the_weights
 
     fast_dev_run_moves_the_weights(args(kind, synth_tiny, teacher_tiny, tmp_path, "--trainer.fast_dev_run", "true",
                                         "--trainer.default_root_dir", str(tmp_path)))

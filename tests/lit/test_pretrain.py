@@ -41,7 +41,7 @@ def test_every_experiment_yaml_builds(path, synth_tiny, synth_paper, teacher_tin
 
 def test_fast_dev_run(synth_tiny, tmp_path):
     # fast_dev_run swaps the logger out, so checkpoints would land in ./checkpoints without a root dir
-    from conftest import fast_dev_run_moves_the_weights
+    from fit_checks import fast_dev_run_moves_the_weights
 
     fast_dev_run_moves_the_weights(fit_args(synth_tiny, tmp_path, "--trainer.fast_dev_run", "true",
                                             "--trainer.default_root_dir", str(tmp_path)))

@@ -20,13 +20,14 @@ def synth_tiny(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synth_eval(teacher_tiny, tmp_path_factory):
     """Evaluation shards for the small teacher: 4 synth tracks it never saw, all in the test split, in its mel
-    config, statistics and vocabulary (``--stats-of``); enough clips for FAD with the 16-d test CLAPs."""
+    config, statistics and vocabulary (``--stats-of``); enough clips for FAD with the 16-d test CLAPs after the clips a
+    run draws as targets are left out of the reference and a floor set is set aside."""
     import json
     from pathlib import Path
 
     contract = json.loads(Path(f"{teacher_tiny}.json").read_text())["data"]
     out = tmp_path_factory.mktemp("synth-eval")
-    build_shards(synth_tracks(4, seed=23, duration_s=40.0), out, mel_preset("tiny"), ShardOptions(), progress=False,
+    build_shards(synth_tracks(12, seed=23, duration_s=40.0), out, mel_preset("tiny"), ShardOptions(), progress=False,
                  reuse=contract, held_out_only=False)
     return out
 

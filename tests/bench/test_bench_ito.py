@@ -30,13 +30,20 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
     assert main(["--config", str(cfg)]) == 0
     result = json.loads((out / "results.json").read_text())
     rows, meta = result["rows"], result["meta"]
-    assert meta["fad_reference_clips"] == n_test
+    # the FAD reference: test clips no cell drew (seeds 0, 1 with batches 9, 8), less 17 more for the real-vs-real floor
+    from ditto2.metrics.reference import reference_embeddings, target_clip_ids
+
+    drawn = target_clip_ids(synth_eval, "test", [0, 1], [9, 8])
+    assert meta["fad_reference_excluded_clips"] == len(drawn) and meta["fad_floor_n"] == 17
+    assert meta["fad_reference_clips"] == n_test - len(drawn) - 17 and meta["fad_floor"] >= 0
     assert [(r["table"], r["label"]) for r in rows] == [
         ("controls", "ditto"), ("controls", "ditto2-ctm"), ("sweep", "ditto2-ctm M=1 T=1"),
         ("sweep", "ditto2-ctm M=adaptive T=2"), ("text", "base"), ("text", "ditto2-tags"), ("text", "ditto2-null")]
     for r in rows:
         assert r["n"] == 17 and r["batch"] == 9 and r["seconds_per_item"] > 0
-        assert r["fad"] is not None and r["fad"] >= 0 and math.isfinite(r["fad"])
+        assert r["fad"] is not None and r["fad"] >= 0 and math.isfinite(r["fad"]) and r["fad_floor"] == meta["fad_floor"]
+        lo, hi = r["value_ci95"]  # the spread of the mean over 17 items, and of the FAD over 17 generations
+        assert lo <= r["value"] <= hi and r["fad_ci95"][0] < r["fad_ci95"][1]
         assert -1 <= r["clap_score"] <= 1 and -1 <= r["clap_score_laion"] <= 1
         assert r["fad_laion"] is not None and r["fad_laion"] >= 0  # 16-d tiny LAION CLAP, n = 17
     assert rows[0]["speedup_vs_ditto"] == 1.0 and rows[0]["T"] == 3 and rows[1]["T"] == 2
@@ -47,10 +54,8 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
     # the cell FAD is the FAD of its pooled embeddings (two runs) against the reference set
     emb = torch.load(out / "runs" / "controls-intensity-ditto2-ctm" / "embeddings.pt")
     assert emb.shape == (17, 16)
-    from ditto2.metrics.reference import reference_embeddings
-
     m = FrechetAudioDistance(16)
-    m.update(reference_embeddings(synth_eval, clap_bundle), real=True)
+    m.update(reference_embeddings(synth_eval, clap_bundle, meta["fad_reference_clips"], exclude=drawn), real=True)
     m.update(emb, real=False)
     assert rows[1]["fad"] == pytest.approx(float(m.compute()), abs=6e-6)  # the row keeps 5 decimals
     md = (out / "results.md").read_text()

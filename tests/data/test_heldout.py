@@ -23,3 +23,12 @@ def test_subset_holds_the_same_clips_bit_for_bit(synth_tiny, tmp_path):
         write_subset(synth_tiny, out, n)
     with pytest.raises(ValueError, match="needed"):
         write_subset(synth_tiny, tmp_path / "too-many", n + 1)
+
+
+def test_clip_order_leaves_out_excluded_clips_and_keeps_the_rest_in_order(synth_tiny):
+    from ditto2.data.heldout import clip_order
+
+    full = clip_order(synth_tiny, "test", seed=0)
+    drawn = {c["clip_id"] for c in clip_order(synth_tiny, "test", seed=5)[:2]}
+    rest = clip_order(synth_tiny, "test", seed=0, exclude=drawn)
+    assert {c["clip_id"] for c in rest} == {c["clip_id"] for c in full} - drawn and len(rest) == len(full) - len(drawn)

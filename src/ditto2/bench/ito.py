@@ -87,7 +87,8 @@ TABLES = (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Tabl
           ("text", "Table 3: text control (CLAP)"),
           ("domain", "Control features on vocoded audio (compare the mel-domain CTM rows of Table 1)"))
 COLUMNS = ["control", "label", "method", "condition", "domain", "K", "M", "T", "gamma", "n", "batch", "seconds_per_item",
-           "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "clap_score", "fad", "clap_score_laion",
+           "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "value_ci95", "clap_score", "fad", "fad_ci95",
+           "fad_floor", "clap_score_laion",
            "fad_laion", "loss_start",
            "loss_end", "peak_rss_mb", "peak_cuda_mb"]
 
@@ -123,6 +124,7 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str) -> dict:
         "seconds_per_item": round(sum(total.values()) / n, 4),
         "optimize_s": round(total["optimize_s"] / n, 4), "decode_s": round((total["decode_s"] + total["vocode_s"]) / n, 4),
         "metrics_mean": {k: float(np.mean([m[k] for m in items if k in m])) for k in dict.fromkeys(k for m in items for k in m)},
+        "metrics_ci95": _intervals(items),
         "loss_start": float(np.mean([s["loss_start"] for s in summaries])),
         "loss_end": float(np.mean([s["loss_end"] for s in summaries])),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -133,6 +135,15 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str) -> dict:
         if emb and key in emb[0]:
             torch.save(torch.cat([e[key] for e in emb]), f"{out}/{name}")
     return cell
+
+
+def _intervals(items: list[dict]) -> dict:
+    """95 % bootstrap interval of each metric's mean over the cell's items (metrics with >= 2 items)."""
+    from ditto2.metrics.bootstrap import bootstrap_ci
+
+    keys = dict.fromkeys(k for m in items for k in m)
+    values = {k: [m[k] for m in items if k in m] for k in keys}
+    return {k: [round(x, 5) for x in bootstrap_ci(v)] for k, v in values.items() if len(v) >= 2}
 
 
 def set_tf32(on: bool = True) -> None:
@@ -180,17 +191,9 @@ class Bench:
         self.meta = {"machine": platform.machine(), "threads": cfg.threads, "n": cfg.n, "batch": cfg.batch,
                      "config": dataclasses.asdict(cfg), "skipped": []}
         self.reference = {}  # FAD reference embeddings per CLAP ("clap": in-domain, "laion")
+        self.floor = {}  # FAD of n real held-out clips (disjoint from the reference) against it, per CLAP
         if self.ito.shards and cfg.fad_reference:
-            import torch
-
-            from ditto2.metrics.reference import reference_embeddings
-
-            n_ref = None if cfg.fad_reference == "all" else int(cfg.fad_reference)
-            device = "cuda" if torch.cuda.is_available() and self.ito.device != "cpu" else "cpu"
-            for key, path in (("clap", self.ito.clap), ("laion", self.ito.laion_clap)):
-                if path:
-                    self.reference[key] = reference_embeddings(self.ito.shards, path, n_ref, device=device)
-                    self.meta["fad_reference_clips"] = int(self.reference[key].shape[0])
+            self.fad_sets()
         self.writer = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -198,6 +201,41 @@ class Bench:
             self.writer = SummaryWriter(str(out / "tb"))
         except ImportError:
             pass
+
+    def fad_sets(self) -> None:
+        """The FAD reference: held-out test clips that no cell's ITO run draws as a target or reference (all
+        cells use the seeds seed, seed + 1, ... with the same batches), and beside it the floor: the FAD of
+        ``n`` further real clips (the same vocoder road) against that reference."""
+        import torch
+
+        from ditto2.data.heldout import clip_order
+        from ditto2.metrics.fad import fad_against
+        from ditto2.metrics.reference import reference_embeddings, target_clip_ids
+
+        cfg, shards = self.cfg, self.ito.shards
+        runs = math.ceil(cfg.n / cfg.batch)
+        exclude = target_clip_ids(shards, self.ito.split, [cfg.seed + j for j in range(runs)],
+                                  [min(cfg.batch, cfg.n - j * cfg.batch) for j in range(runs)])
+        available = len(clip_order(shards, "test", exclude=exclude))
+        if cfg.fad_reference == "all":  # every clip left, less n for the floor when there are enough
+            floor = available >= cfg.n + 2
+            n_ref = available - cfg.n if floor else None
+        else:
+            n_ref = int(cfg.fad_reference)
+            floor = available >= n_ref + cfg.n
+        device = "cuda" if torch.cuda.is_available() and self.ito.device != "cpu" else "cpu"
+        self.meta.update({"fad_reference_excluded_clips": len(exclude), "fad_floor_n": cfg.n if floor else None})
+        for key, path in (("clap", self.ito.clap), ("laion", self.ito.laion_clap)):
+            if not path:
+                continue
+            ref = reference_embeddings(shards, path, n_ref, device=device, exclude=exclude)
+            self.reference[key] = ref
+            self.meta["fad_reference_clips"] = int(ref.shape[0])
+            if floor:
+                real = reference_embeddings(shards, path, cfg.n, device=device, exclude=exclude, skip=ref.shape[0])
+                value = fad_against(ref, real)
+                self.floor[key] = None if value is None else round(value, 5)
+        self.meta["fad_floor"] = self.floor.get("clap")
 
     def out_of_time(self) -> bool:
         return self.cfg.max_minutes is not None and (time.time() - self.t0) / 60 > self.cfg.max_minutes
@@ -216,7 +254,8 @@ class Bench:
         args = (ito, int(self.cfg.n), int(self.cfg.batch), int(self.cfg.seed), str(self.out / "runs" / name))
         cell = run_isolated(args, self.cfg.threads, self.cfg.tf32) if self.cfg.isolate else run_cell(*args)
         row = {"table": table, "control": control, "label": label, **_row(cell)}
-        row["fad"] = self.fad(self.out / "runs" / name / "embeddings.pt", "clap")
+        row["fad"], row["fad_ci95"] = self.fad(self.out / "runs" / name / "embeddings.pt", "clap", spread=True)
+        row["fad_floor"] = self.floor.get("clap") if row["n"] == self.cfg.n else None
         if "laion" in self.reference:
             row["fad_laion"] = self.fad(self.out / "runs" / name / "embeddings_laion.pt", "laion")
         self.rows.append(row)
@@ -228,16 +267,24 @@ class Bench:
                 if row.get(key) is not None:
                     self.writer.add_scalar(f"{table}/{control}/{row['label']}/{key}", row[key], 0)
 
-    def fad(self, path: Path, which: str) -> float | None:
+    def fad(self, path: Path, which: str, spread: bool = False):
+        """FAD of a cell's pooled generations (None when n <= dim: see metrics/fad.py); with ``spread``, also its
+        95 % bootstrap interval over the generations."""
         import torch
 
+        from ditto2.metrics.bootstrap import fad_ci
         from ditto2.metrics.fad import fad_against
 
         reference = self.reference.get(which)
         if reference is None or not path.exists():
-            return None
-        value = fad_against(reference, torch.load(path))  # None when n <= dim: see the module docstring
-        return None if value is None else round(value, 5)
+            return (None, None) if spread else None
+        generated = torch.load(path)
+        value = fad_against(reference, generated)
+        value = None if value is None else round(value, 5)
+        if not spread:
+            return value
+        ci = fad_ci(reference, generated) if value is not None else None
+        return value, None if ci is None else [round(x, 5) for x in ci]
 
 
 def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
@@ -376,6 +423,7 @@ def _row(c: dict) -> dict:
             "gamma": None if c["method"] == "ditto" else c.get("gamma"), "n": c["n"],
             "batch": c["batch"], "seconds_per_item": c["seconds_per_item"], "optimize_s": c["optimize_s"],
             "decode_s": c["decode_s"], "metric": key, "value": round(means[key], 4),
+            "value_ci95": c.get("metrics_ci95", {}).get(key),
             "clap_score": None if means.get("clap_score") is None else round(means["clap_score"], 4),
             **({"clap_score_laion": round(means["clap_score_laion"], 4)} if "clap_score_laion" in means else {}),
             "loss_start": round(c["loss_start"], 4), "loss_end": round(c["loss_end"], 4),
@@ -410,10 +458,15 @@ def _markdown(rows: list[dict], meta: dict) -> str:
     lines.append("Times are per generation (a cell's total / n; decode_s includes vocoding); peak_rss_mb is "
                  f"{rss}. value = the control's reference metric on the decoded audio, mean over "
                  "items; clap_score = cosine of audio and caption in the in-domain CLAP; fad = FAD of the cell's "
-                 + (f"generations vs {ref} held-out test clips (both through Griffin-Lim), blank when n <= the "
-                    "embedding dimension." if ref else "generations (no reference set configured).")
+                 + (f"generations vs {ref} held-out test clips that no ITO run of the table drew as a target or "
+                    f"reference ({meta.get('fad_reference_excluded_clips', 0)} clips left out), both through "
+                    "Griffin-Lim, blank when n <= the embedding dimension; fad_floor = FAD of "
+                    f"{meta.get('fad_floor_n')} further real held-out clips against the same reference, the value "
+                    "a generator indistinguishable from real clips would get." if ref
+                    else "generations (no reference set configured).")
                  + (" clap_score_laion / fad_laion: the same in the configured LAION CLAP."
-                    if any("clap_score_laion" in r for r in rows) else ""))
+                    if any("clap_score_laion" in r for r in rows) else "")
+                 + " value_ci95 / fad_ci95: 95 % percentile-bootstrap intervals over the cell's items / generations.")
     return "\n".join(lines) + "\n"
 
 

@@ -10,13 +10,11 @@ import torch
 from safetensors.numpy import load_file
 
 
-def held_out_clips(shards: str, n: int, seed: int, split: str = "test") -> tuple[torch.Tensor, list[dict]]:
-    """n clips of a split, chosen by seed (different tracks first), as normalized mels + their index rows."""
-    root = Path(shards)
-    with open(root / "clips.jsonl") as f:
-        clips = [c for c in map(json.loads, f) if c["split"] == split]
-    if len(clips) < n:
-        raise ValueError(f"{shards} has {len(clips)} {split} clips; {n} needed")
+def clip_order(shards: str | Path, split: str = "test", seed: int = 0, exclude=()) -> list[dict]:
+    """The index rows of a split in the order ``held_out_clips`` takes them (by seed: one clip per track first,
+    then the rest), leaving out the clips whose ``clip_id`` is in ``exclude``."""
+    with open(Path(shards) / "clips.jsonl") as f:
+        clips = [c for c in map(json.loads, f) if c["split"] == split and c["clip_id"] not in set(exclude)]
     rng = np.random.default_rng(seed)
     by_track: dict[str, list] = {}
     for c in clips:
@@ -24,15 +22,25 @@ def held_out_clips(shards: str, n: int, seed: int, split: str = "test") -> tuple
     tracks = sorted(by_track)
     rng.shuffle(tracks)
     order = [by_track[t][rng.integers(len(by_track[t]))] for t in tracks]
-    order += [c for c in clips if c not in order]
-    chosen = order[:n]
-    cache: dict[str, dict] = {}
-    mels = []
-    for c in chosen:
+    return order + [c for c in clips if c not in order]
+
+
+def load_mels(shards: str | Path, rows: list[dict]) -> torch.Tensor:
+    """(N, 1, n_mels, frames) normalized mels of index rows."""
+    root, cache, mels = Path(shards), {}, []
+    for c in rows:
         if c["shard"] not in cache:
             cache[c["shard"]] = load_file(str(root / "shards" / c["shard"]))
         mels.append(torch.from_numpy(cache[c["shard"]]["mel"][c["row"]].astype(np.float32)))
-    return torch.stack(mels), chosen
+    return torch.stack(mels)
+
+
+def held_out_clips(shards: str, n: int, seed: int, split: str = "test") -> tuple[torch.Tensor, list[dict]]:
+    """n clips of a split, chosen by seed (different tracks first), as normalized mels + their index rows."""
+    order = clip_order(shards, split, seed)
+    if len(order) < n:
+        raise ValueError(f"{shards} has {len(order)} {split} clips; {n} needed")
+    return load_mels(shards, order[:n]), order[:n]
 
 
 def write_subset(src: str | Path, out: str | Path, n: int, split: str = "test", seed: int = 0,

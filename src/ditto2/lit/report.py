@@ -137,9 +137,10 @@ class AudioReport(ReportCallback):
     held-out clips (paper §4.3), in each configured CLAP: ``{"clap": in-domain path, "laion": path}``."""
 
     def __init__(self, outputs: RunOutputs, claps: dict, captions: list, shards: Optional[str] = None,
-                 fad_reference=0):
+                 fad_reference=0, exclude=()):
         super().__init__(outputs)
         self.claps, self.captions, self.shards, self.fad_reference = claps, list(captions), shards, fad_reference
+        self.exclude = set(exclude)  # clip ids this run drew as targets / references: never in the FAD reference
 
     def embeddings(self, path: str, device) -> tuple[torch.Tensor, torch.Tensor]:
         """(audio (B, D), caption text (B, D)) embeddings in the CLAP at ``path``."""
@@ -160,12 +161,13 @@ class AudioReport(ReportCallback):
         from ditto2.metrics.reference import reference_embeddings
 
         n_ref = None if self.fad_reference == "all" else int(self.fad_reference)
-        ref = reference_embeddings(self.shards, clap_path, n_ref, device=device, progress=False)
+        ref = reference_embeddings(self.shards, clap_path, n_ref, device=device, progress=False, exclude=self.exclude)
         value = fad_against(ref, audio_emb)
         if value is None:
             return None, (f"needs more than {audio_emb.shape[1]} generations and reference clips (CLAP dim); have "
                           f"{audio_emb.shape[0]} and {ref.shape[0]}: pool runs (ditto2 bench) for FAD")
-        return value, f"{audio_emb.shape[0]} generations vs {ref.shape[0]} held-out clips"
+        return value, (f"{audio_emb.shape[0]} generations vs {ref.shape[0]} held-out clips (none of the "
+                       f"{len(self.exclude)} this run drew)")
 
     def finalize(self, run, writer=None) -> None:
         from safetensors.torch import save_file

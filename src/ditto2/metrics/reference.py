@@ -2,9 +2,10 @@
 
 Reference clips take the same road as generations — normalized mel -> Griffin-Lim audio -> CLAP — so
 FAD compares the generator's mels with real mels, not Griffin-Lim audio with studio audio (the
-vocoder's artefacts would otherwise dominate every FAD in a table). The cache key holds the CLAP
-weights' hash, the split, the clip count and the vocoder settings, so a retrained CLAP never reads
-stale embeddings."""
+vocoder's artefacts would otherwise dominate every FAD in a table). The clips ITO targets came from are
+left out of the reference (``exclude``); a second, disjoint set (``skip``) gives the real-vs-real floor. The
+cache key holds the CLAP weights' hash, the split, the clip ids and the vocoder settings, so a retrained CLAP
+never reads stale embeddings."""
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.audio.vocoder import GriffinLimVocoder
-from ditto2.data.heldout import held_out_clips
+from ditto2.data.heldout import clip_order, load_mels
 
 
 @torch.no_grad()
@@ -36,27 +37,31 @@ def vocoded_embeddings(mels: torch.Tensor, embedder, vocoder: GriffinLimVocoder,
 
 def reference_embeddings(shards: str | Path, clap_path: str | Path, n: Optional[int] = None, split: str = "test",
                          device: str | torch.device = "cpu", batch: int = 32, cache: bool = True,
-                         progress: bool = True) -> torch.Tensor:
+                         progress: bool = True, exclude=(), skip: int = 0) -> torch.Tensor:
     """(n, D) embeddings of ``n`` held-out clips of ``split`` (all of them when n is None) in the CLAP at
-    ``clap_path`` (an in-domain bundle, or a LAION ClapModel folder)."""
+    ``clap_path`` (an in-domain bundle, or a LAION ClapModel folder). ``exclude``: clip ids left out (the clips
+    ITO targets came from, so the reference never overlaps them); ``skip``: start ``skip`` clips further in the
+    same order (a second set disjoint from the first, e.g. the real-vs-real floor)."""
     from ditto2.clap.load import load_embedder, weights_digest
 
     root = Path(shards)
     index = json.loads((root / "index.json").read_text())
-    available = int(index["splits"].get(split, {}).get("n_clips", 0))
-    n = available if n is None else int(n)
-    if not 2 <= n <= available:
-        raise ValueError(f"FAD reference: {shards} has {available} {split} clips; {n} asked for (need >= 2)")
+    order = clip_order(root, split, seed=0, exclude=exclude)[skip:]
+    n = len(order) if n is None else int(n)
+    if not 2 <= n <= len(order):
+        raise ValueError(f"FAD reference: {shards} has {len(order)} {split} clips left (after {len(set(exclude))} "
+                         f"excluded, {skip} skipped); {n} asked for (need >= 2)")
+    rows = order[:n]
     mel_cfg, normalizer = MelConfig.from_dict(index["mel"]), MelNormalizer.from_dict(index["stats"])
     vocoder = GriffinLimVocoder(mel_cfg, normalizer)
-    key = hashlib.sha1(json.dumps([weights_digest(clap_path), split, n, vocoder.n_iter, vocoder.nnls_iter,
+    ids = hashlib.sha1(json.dumps(sorted(c["clip_id"] for c in rows)).encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps([weights_digest(clap_path), split, ids, vocoder.n_iter, vocoder.nnls_iter,
                                    index["mel"], index["stats"]], sort_keys=True).encode()).hexdigest()[:16]
     cache_file = root / ".fad-cache" / f"{split}-{n}-{key}.safetensors"
     if cache and cache_file.exists():
         return load_file(str(cache_file))["embeddings"]
     embedder = load_embedder(clap_path)
-    mels, _ = held_out_clips(root, n, seed=0, split=split)
-    emb = vocoded_embeddings(mels, embedder, vocoder, mel_cfg.sample_rate, batch, device, progress)
+    emb = vocoded_embeddings(load_mels(root, rows), embedder, vocoder, mel_cfg.sample_rate, batch, device, progress)
     if cache:
         try:
             cache_file.parent.mkdir(exist_ok=True)
@@ -66,3 +71,8 @@ def reference_embeddings(shards: str | Path, clap_path: str | Path, n: Optional[
         except OSError:
             pass  # read-only shards: recompute next time
     return emb
+
+
+def target_clip_ids(shards: str | Path, split: str, seeds, batch_sizes) -> set[str]:
+    """The clips ITO runs with these seeds and batch sizes draw as targets / references (``held_out_clips``)."""
+    return {c["clip_id"] for seed, b in zip(seeds, batch_sizes) for c in clip_order(shards, split, seed)[:b]}

@@ -305,7 +305,7 @@ def item_captions(cfg: ITOConfig, clips: Optional[list], target_sets: list) -> l
 
 
 def report_callbacks(cfg: ITOConfig, gen, composite: CompositeControl, target_sets: list, captions: list,
-                     out: Path, mel: Optional[torch.Tensor] = None) -> list:
+                     out: Path, mel: Optional[torch.Tensor] = None, clips: Optional[list] = None) -> list:
     """The run's report, in order: decode (shared), CLAP / FAD (shared, when a CLAP is configured), one
     grader per control (from the registry), summary (shared, last)."""
     from ditto2.lit.report import AudioReport, ControlReport, DecodeReport, RunOutputs, SummaryReport
@@ -314,7 +314,8 @@ def report_callbacks(cfg: ITOConfig, gen, composite: CompositeControl, target_se
     claps = {k: p for k, p in (("clap", cfg.clap), ("laion", cfg.laion_clap)) if p}
     callbacks = [DecodeReport(outputs, gen, mel)]
     if claps:
-        callbacks.append(AudioReport(outputs, claps, captions, cfg.shards, cfg.fad_reference))
+        exclude = [c["clip_id"] for c in clips or []]
+        callbacks.append(AudioReport(outputs, claps, captions, cfg.shards, cfg.fad_reference, exclude))
     callbacks += [ControlReport(outputs, c, ts, cfg.method) for c, ts in zip(composite.controls, target_sets)]
     return callbacks + [SummaryReport(outputs, cfg, target_sets)]
 
@@ -334,7 +335,7 @@ def run_ito(cfg: ITOConfig) -> dict:
     save_targets(cfg, target_sets, out / "targets.safetensors")
     device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
     setup_s = time.perf_counter() - t_setup
-    callbacks = lambda mel=None: report_callbacks(cfg, gen, composite, target_sets, captions, out, mel)
+    callbacks = lambda mel=None: report_callbacks(cfg, gen, composite, target_sets, captions, out, mel, clips)
     if cfg.steps > 0 and cfg.engine == "lightning":
         summary = _run_lightning(cfg, surrogate, composite, shape, device, callbacks(), out)
     else:

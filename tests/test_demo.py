@@ -25,7 +25,11 @@ def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [r["control"] for r in rows] == ["intensity", "melody", "structure", "outpainting", "inpainting", "text"]
     for r in rows:
-        assert r["ditto_s"] > 0 and r["ditto2_s"] > 0 and r["ditto2_clap"] is not None
+        assert r["ditto_s"] > 0 and r["ditto2_s"] > 0
+        if r["control"] == "text":  # the text control optimizes the demo's CLAP: that score is only ever self-graded
+            assert r["ditto2_clap"] is None and r["ditto2_clap_self_graded"] is not None
+        else:
+            assert r["ditto2_clap"] is not None and r["ditto2_clap_self_graded"] is None
         assert (out / r["control"] / "ditto.wav").exists() and (out / r["control"] / "ditto2.png").exists()
         m, t, g = chosen[r["control"]]
         assert r["settings"].startswith(f"M={m}, T={t}") and r["ditto2_n"] == 2

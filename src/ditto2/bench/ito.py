@@ -87,7 +87,8 @@ TABLES = (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Tabl
           ("text", "Table 3: text control (CLAP)"),
           ("domain", "Control features on vocoded audio (compare the mel-domain CTM rows of Table 1)"))
 COLUMNS = ["control", "label", "method", "condition", "domain", "K", "M", "T", "gamma", "n", "batch", "seconds_per_item",
-           "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "value_ci95", "clap_score", "fad", "fad_ci95",
+           "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "value_ci95", "clap_score",
+           "clap_score_self_graded", "fad", "fad_ci95",
            "fad_floor", "clap_score_laion",
            "fad_laion", "loss_start",
            "loss_end", "peak_rss_mb", "peak_cuda_mb"]
@@ -425,6 +426,8 @@ def _row(c: dict) -> dict:
             "decode_s": c["decode_s"], "metric": key, "value": round(means[key], 4),
             "value_ci95": c.get("metrics_ci95", {}).get(key),
             "clap_score": None if means.get("clap_score") is None else round(means["clap_score"], 4),
+            **({"clap_score_self_graded": round(means["clap_score_self_graded"], 4)}
+               if "clap_score_self_graded" in means else {}),
             **({"clap_score_laion": round(means["clap_score_laion"], 4)} if "clap_score_laion" in means else {}),
             "loss_start": round(c["loss_start"], 4), "loss_end": round(c["loss_end"], 4),
             "peak_rss_mb": c["peak_rss_mb"], "peak_cuda_mb": c.get("peak_cuda_mb"), "device": c.get("device"),
@@ -466,7 +469,9 @@ def _markdown(rows: list[dict], meta: dict) -> str:
                     else "generations (no reference set configured).")
                  + (" clap_score_laion / fad_laion: the same in the configured LAION CLAP."
                     if any("clap_score_laion" in r for r in rows) else "")
-                 + " value_ci95 / fad_ci95: 95 % percentile-bootstrap intervals over the cell's items / generations.")
+                 + " value_ci95 / fad_ci95: 95 % percentile-bootstrap intervals over the cell's items / generations."
+                 + (" clap_score_self_graded: the cell's text control optimized that same CLAP, so this is not a grade."
+                    if any(r.get("clap_score_self_graded") is not None for r in rows) else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -40,10 +40,12 @@ class TextControl(Control):
     def __init__(self, ctx: MelContext, domain: str = "mel",
                  embedder: Union[AudioTextEmbedder, str, Path, None] = None):
         super().__init__(ctx, domain)
+        self.embedder_path = None  # the CLAP this control optimizes, when named by a path (to spot self-grading)
         if not isinstance(embedder, AudioTextEmbedder):
             from ditto2.clap.indomain import load_clap
 
-            embedder = load_clap(embedder or default_clap_bundle(ctx))
+            self.embedder_path = Path(embedder or default_clap_bundle(ctx))
+            embedder = load_clap(self.embedder_path)
         if domain == "mel":
             if not embedder.supports_mel:
                 raise ValueError(f"{type(embedder).__name__} cannot read mels; use domain='audio'")

@@ -43,6 +43,7 @@ class RunOutputs:
     vocode_s: float = 0.0
     items: list = field(default_factory=list)  # per item: {"metrics": {}, "targets": {}, ...}
     fad: dict = field(default_factory=dict)  # {"clap": (value, note), "laion": (value, note)}
+    self_graded: set = field(default_factory=set)  # the CLAPs ("clap", "laion") the run also optimized
 
     def kept(self, i: int) -> bool:
         return i < self.report_items
@@ -137,9 +138,12 @@ class AudioReport(ReportCallback):
     held-out clips (paper §4.3), in each configured CLAP: ``{"clap": in-domain path, "laion": path}``."""
 
     def __init__(self, outputs: RunOutputs, claps: dict, captions: list, shards: Optional[str] = None,
-                 fad_reference=0, exclude=()):
+                 fad_reference=0, exclude=(), self_graded=()):
         super().__init__(outputs)
         self.claps, self.captions, self.shards, self.fad_reference = claps, list(captions), shards, fad_reference
+        # CLAPs the run also optimized (a text control's own embedder): their score is reported, but under a key
+        # that says so (clap_score_self_graded), never as the plain clap_score
+        self.self_graded = set(self_graded)
         self.exclude = set(exclude)  # clip ids this run drew as targets / references: never in the FAD reference
 
     def embeddings(self, path: str, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,17 +179,19 @@ class AudioReport(ReportCallback):
         o, device = self.outputs, run.z.device
         embs = {k: self.embeddings(p, device) for k, p in self.claps.items()}
         o.fad = {k: self.fad(embs[k][0], device, p) for k, p in self.claps.items()}
+        o.self_graded = self.self_graded & set(self.claps)
         save_file({f"{'' if k == 'clap' else k + '_'}{part}": x.contiguous() for k, (a, t) in embs.items()
                    for part, x in (("audio", a), ("text", t))}, str(o.out / "embeddings.safetensors"))
         for k, (a, t) in embs.items():
             score = CLAPScore()
             score.update(a, t)
             cosines = clap_cosines(a, t).tolist()
+            name = ("clap_score" if k == "clap" else f"clap_score_{k}") + ("_self_graded" if k in self.self_graded else "")
             for i, item in enumerate(o.items):
-                item["metrics"]["clap_score" if k == "clap" else f"clap_score_{k}"] = round(cosines[i], 5)
+                item["metrics"][name] = round(cosines[i], 5)
                 item["caption"] = self.captions[i]
             if writer is not None:
-                writer.add_scalar("metric/clap_score" if k == "clap" else f"metric/clap_score_{k}", float(score.compute()), 0)
+                writer.add_scalar(f"metric/{name}", float(score.compute()), 0)
                 if o.fad[k][0] is not None:
                     writer.add_scalar("metric/fad" if k == "clap" else f"metric/fad_{k}", o.fad[k][0], 0)
 
@@ -222,6 +228,7 @@ class SummaryReport(ReportCallback):
             "loss_start": float(history[0].mean()), "loss_end": float(history[-1].mean()),
             "metrics_mean": means, "fad": None if fad is None else round(fad, 5), "fad_note": fad_note,
             **{f"fad_{k}": None if v is None else round(v, 5) for k, (v, _) in o.fad.items() if k != "clap"},
+            "self_graded_claps": sorted(o.self_graded),
             "targets": [" + ".join(ts.descriptions[i] for ts in self.target_sets) for i in range(b)],
             "items": metrics,
         }

@@ -312,12 +312,20 @@ def report_callbacks(cfg: ITOConfig, gen, composite: CompositeControl, target_se
 
     outputs = RunOutputs(out, cfg.report_items)
     claps = {k: p for k, p in (("clap", cfg.clap), ("laion", cfg.laion_clap)) if p}
+    optimized = {_bundle_name(c.embedder_path) for c in composite.controls if getattr(c, "embedder_path", None)}
+    self_graded = {k for k, p in claps.items() if _bundle_name(p) in optimized}
     callbacks = [DecodeReport(outputs, gen, mel)]
     if claps:
         exclude = [c["clip_id"] for c in clips or []]
-        callbacks.append(AudioReport(outputs, claps, captions, cfg.shards, cfg.fad_reference, exclude))
+        callbacks.append(AudioReport(outputs, claps, captions, cfg.shards, cfg.fad_reference, exclude, self_graded))
     callbacks += [ControlReport(outputs, c, ts, cfg.method) for c, ts in zip(composite.controls, target_sets)]
     return callbacks + [SummaryReport(outputs, cfg, target_sets)]
+
+
+def _bundle_name(path) -> str:
+    """A CLAP path without its bundle extension, resolved: two names of one bundle compare equal."""
+    p = Path(path)
+    return str((p.with_suffix("") if p.suffix in (".safetensors", ".json") else p).resolve())
 
 
 def run_ito(cfg: ITOConfig) -> dict:

@@ -40,8 +40,9 @@ def _shards(args) -> int:
         raise ValueError("--held-out-of and --stats-of both name a model; give one")
     if contract_of:
         from ditto2.audio.mel import MelConfig
+        from ditto2.models.bundle import bundle_stem
 
-        meta_path = Path(contract_of.removesuffix(".json").removesuffix(".safetensors") + ".json")
+        meta_path = bundle_stem(contract_of).with_suffix(".json")
         if not meta_path.is_file():
             raise FileNotFoundError(f"model bundle {meta_path} does not exist")
         reuse = json.loads(meta_path.read_text())["data"]
@@ -128,8 +129,6 @@ def _export(args) -> int:
 
 
 def _sample(args) -> int:
-    from pathlib import Path
-
     import soundfile as sf
     import torch
 

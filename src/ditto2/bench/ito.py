@@ -124,7 +124,7 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str) -> dict:
         "audio_seconds": first["audio_seconds_per_item"], "n": n, "batch": batch, "runs": len(summaries),
         "seconds_per_item": round(sum(total.values()) / n, 4),
         "optimize_s": round(total["optimize_s"] / n, 4), "decode_s": round((total["decode_s"] + total["vocode_s"]) / n, 4),
-        "metrics_mean": {k: float(np.mean([m[k] for m in items if k in m])) for k in dict.fromkeys(k for m in items for k in m)},
+        "metrics_mean": {k: float(np.mean(v)) for k, v in _by_metric(items).items()},
         "metrics_ci95": _intervals(items),
         "loss_start": float(np.mean([s["loss_start"] for s in summaries])),
         "loss_end": float(np.mean([s["loss_end"] for s in summaries])),
@@ -138,13 +138,16 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str) -> dict:
     return cell
 
 
+def _by_metric(items: list[dict]) -> dict:
+    """{metric: its values over the items that have it} (a grade some items lack, e.g. a tempo)."""
+    return {k: [m[k] for m in items if k in m] for k in dict.fromkeys(k for m in items for k in m)}
+
+
 def _intervals(items: list[dict]) -> dict:
     """95 % bootstrap interval of each metric's mean over the cell's items (metrics with >= 2 items)."""
     from ditto2.metrics.bootstrap import bootstrap_ci
 
-    keys = dict.fromkeys(k for m in items for k in m)
-    values = {k: [m[k] for m in items if k in m] for k in keys}
-    return {k: [round(x, 5) for x in bootstrap_ci(v)] for k, v in values.items() if len(v) >= 2}
+    return {k: [round(x, 5) for x in bootstrap_ci(v)] for k, v in _by_metric(items).items() if len(v) >= 2}
 
 
 def set_tf32(on: bool = True) -> None:

@@ -23,11 +23,13 @@ def load_embedder(path: str | Path):
 
 def weights_digest(path: str | Path) -> str:
     """A short hash of the weights a CLAP path loads (cache keys of embeddings made with it)."""
+    from ditto2.models.bundle import bundle_stem
+
     path = Path(path)
     if is_laion_dir(path):
         files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
     else:
-        base = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+        base = bundle_stem(path)
         files = [path] if path.suffix == ".ckpt" else [base.with_suffix(".safetensors")]
     h = hashlib.sha1()
     for file in files:

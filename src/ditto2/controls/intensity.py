@@ -120,8 +120,9 @@ class IntensityControl(Control):
         if path is not None or values is not None:
             from ditto2.controls.sources import file_kind
 
-            midi = path is not None and file_kind(path) == "midi"
-            options = {"base_db": base_db, "track": track} if midi else ({"track": track} if track is not None else {})
+            options = {"track": track} if track is not None else {}
+            if path is not None and file_kind(path) == "midi":
+                options["base_db"] = base_db  # the level the velocities are placed around
             return self.user_targets(n, path, values, offset, resample, **options)
         if source == "reference":
             return self.reference_targets(n, references)

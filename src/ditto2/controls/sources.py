@@ -38,14 +38,24 @@ def _existing(path: Union[str, Path]) -> Path:
     return p
 
 
+def read_audio(path: Union[str, Path], sample_rate: int) -> np.ndarray:
+    """A user's audio file as checked mono float32 at ``sample_rate``; a problem names the file."""
+    try:
+        return decode_file(str(_existing(path)), sample_rate)
+    except AudioDecodeError as e:
+        raise ControlTargetError(f"{path}: {e}") from None
+
+
 def read_audio_window(path: Union[str, Path], ctx: MelContext, offset_s: float = 0.0) -> tuple[np.ndarray, torch.Tensor]:
     """One model window of an audio file from ``offset_s``: (wave (clip_samples,), normalized mel (1, 1, M, T))
     in the model's mel config and statistics."""
+    return audio_window(read_audio(path, ctx.cfg.sample_rate), ctx, offset_s, path)
+
+
+def audio_window(wave: np.ndarray, ctx: MelContext, offset_s: float = 0.0,
+                 path: Union[str, Path] = "audio") -> tuple[np.ndarray, torch.Tensor]:
+    """``read_audio_window`` of audio already decoded at the model's rate (``path`` names it in errors)."""
     cfg = ctx.cfg
-    try:
-        wave = decode_file(str(_existing(path)), cfg.sample_rate)
-    except AudioDecodeError as e:
-        raise ControlTargetError(f"{path}: {e}") from None
     if not np.isfinite(offset_s) or offset_s < 0:
         raise ControlTargetError(f"offset must be a number of seconds >= 0, got {offset_s}")
     start = int(round(offset_s * cfg.sample_rate))

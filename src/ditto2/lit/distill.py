@@ -202,6 +202,10 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         return with_warmup(opt, self.hparams.warmup_steps)
 
     # ------------------------------------------------------------------ sampling
+    def teacher_generator(self) -> Generator:
+        """The frozen teacher as a loaded base model (its one guided sampler)."""
+        return Generator(self.teacher, self.mel_config, self.normalizer, self.vocab, self.teacher_meta)
+
     def generate(self, noise, tags, w, steps, gamma=None, generator=None):
         """The student's ``steps``-step sample (``sample()`` of CMStudent / CTMStudent) over the grid."""
         gamma = self.hparams.sample_gamma if gamma is None else gamma
@@ -212,7 +216,7 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         """k-step student samples next to the teacher's 20-step guided Euler from the same noise."""
         w = self.hparams.sample_w
         tags = self.condition_tags(tags)
-        teacher = Generator(self.teacher, self.mel_config, self.normalizer, self.vocab, self.teacher_meta)
+        teacher = self.teacher_generator()
         out = {"teacher_euler20": teacher.sample(noise, tags, w=w, steps=len(self.grid))}
         for k in self.hparams.sample_steps:
             fixed = torch.Generator(device=noise.device).manual_seed(0)
@@ -231,7 +235,7 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
             gen = torch.Generator().manual_seed(self.hparams.sample_seed + 1)
             noise = torch.randn((n, 1, cfg.n_mels, cfg.frames), generator=gen).to(dev)
             tags = torch.zeros((n, len(self.vocab.sizes)), dtype=torch.long, device=dev)
-            teacher = Generator(self.teacher, self.mel_config, self.normalizer, self.vocab, self.teacher_meta)
+            teacher = self.teacher_generator()
             ref = teacher.sample(noise, tags, w=self.hparams.sample_w, steps=len(self.grid))
             self._bias_reference = (noise, tags, FeatureBias(MelContext(self.mel_config, self.normalizer), ref))
         noise, tags, bias = self._bias_reference

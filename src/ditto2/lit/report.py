@@ -26,7 +26,7 @@ import torch
 
 from ditto2.audio.io import peak_normalized
 from ditto2.audio.vocoder import GriffinLimVocoder
-from ditto2.metrics.clap_score import CLAPScore, clap_cosines
+from ditto2.metrics.clap_score import clap_cosines
 from ditto2.viz import save_figure
 
 
@@ -41,6 +41,7 @@ class RunOutputs:
     sample_rate: int = 0
     clip_seconds: float = 0.0
     vocode_s: float = 0.0
+    vocoder: Optional[GriffinLimVocoder] = None  # the run's Griffin-Lim, on the run's device
     items: list = field(default_factory=list)  # per item: {"metrics": {}, "targets": {}, ...}
     fad: dict = field(default_factory=dict)  # {"clap": (value, note), "laion": (value, note)}
     self_graded: set = field(default_factory=set)  # the CLAPs ("clap", "laion") the run also optimized
@@ -78,8 +79,9 @@ class DecodeReport(ReportCallback):
         o, device = self.outputs, run.z.device
         mel = run.decode() if self.mel is None else self.mel
         t0 = time.perf_counter()
+        o.vocoder = GriffinLimVocoder(self.gen.mel, self.gen.normalizer).to(device)
         with torch.no_grad():
-            waves = GriffinLimVocoder(self.gen.mel, self.gen.normalizer).to(device)(mel)
+            waves = o.vocoder(mel)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         o.vocode_s = time.perf_counter() - t0
@@ -127,7 +129,8 @@ class ControlReport(ReportCallback):
                 writer.add_figure(f"ito/{c.name}/item{i}", fig, close=False)
             save_figure(fig, o.item_dir(i) / f"{c.name}.png")
             if ref is not None and c.writes_reference_audio:
-                ref_wave = GriffinLimVocoder(c.ctx.cfg, c.ctx.normalizer)(ts.references[i : i + 1]).numpy()[0]
+                with torch.no_grad():
+                    ref_wave = o.vocoder(ts.references[i : i + 1].to(run.z.device)).cpu().numpy()[0]
                 sf.write(o.item_dir(i) / "reference.wav", peak_normalized(ref_wave), o.sample_rate)
         if writer is not None:
             writer.add_scalar(f"metric/{key}", float(np.mean(values)), 0)
@@ -179,19 +182,17 @@ class AudioReport(ReportCallback):
         o, device = self.outputs, run.z.device
         embs = {k: self.embeddings(p, device) for k, p in self.claps.items()}
         o.fad = {k: self.fad(embs[k][0], device, p) for k, p in self.claps.items()}
-        o.self_graded = self.self_graded & set(self.claps)
+        o.self_graded = self.self_graded
         save_file({f"{'' if k == 'clap' else k + '_'}{part}": x.contiguous() for k, (a, t) in embs.items()
                    for part, x in (("audio", a), ("text", t))}, str(o.out / "embeddings.safetensors"))
         for k, (a, t) in embs.items():
-            score = CLAPScore()
-            score.update(a, t)
-            cosines = clap_cosines(a, t).tolist()
+            cosines = clap_cosines(a, t)
             name = ("clap_score" if k == "clap" else f"clap_score_{k}") + ("_self_graded" if k in self.self_graded else "")
             for i, item in enumerate(o.items):
-                item["metrics"][name] = round(cosines[i], 5)
+                item["metrics"][name] = round(float(cosines[i]), 5)
                 item["caption"] = self.captions[i]
             if writer is not None:
-                writer.add_scalar(f"metric/{name}", float(score.compute()), 0)
+                writer.add_scalar(f"metric/{name}", float(cosines.mean()), 0)  # = CLAPScore over the batch
                 if o.fad[k][0] is not None:
                     writer.add_scalar("metric/fad" if k == "clap" else f"metric/fad_{k}", o.fad[k][0], 0)
 

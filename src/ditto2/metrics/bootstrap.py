@@ -25,7 +25,8 @@ def fad_ci(reference: torch.Tensor, generated: torch.Tensor, n_boot: int = 200, 
     """(lo, hi) of the FAD of ``generated`` against the fixed ``reference`` over resamples of the generations;
     None when the FAD itself is undefined (no more generations than dimensions). A resample repeats items, which
     narrows its covariance: read the interval as the estimate's spread, its centre sits a little above the FAD."""
-    if fad_against(reference, generated) is None:
+    dim = generated.shape[1]
+    if generated.shape[0] <= dim or reference.shape[0] <= dim:  # fad_against's condition for a defined FAD
         return None
     rng = np.random.default_rng(seed)
     n = generated.shape[0]

@@ -53,12 +53,16 @@ def save_bundle(path: str | Path, denoiser: nn.Module, meta: dict) -> Path:
     return path
 
 
+def bundle_stem(path: str | Path) -> Path:
+    """A bundle's path without extension, whichever of its two files (or neither) ``path`` names."""
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+
+
 def read_bundle(path: str | Path, map_location: str = "cpu", how_to_make: str = "") -> tuple[dict, dict]:
     """(state dict, meta) of the bundle at ``path`` (with or without extension); a clear error when a file
     is missing (``how_to_make``: the command that writes one)."""
-    path = Path(path)
-    if path.suffix in (".safetensors", ".json"):
-        path = path.with_suffix("")
+    path = bundle_stem(path)
     for ext in (".safetensors", ".json"):
         if not path.with_suffix(ext).exists():
             hint = f"; {how_to_make}" if how_to_make else ""

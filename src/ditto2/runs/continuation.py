@@ -17,14 +17,14 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ditto2.audio.io import AudioDecodeError, decode_file, peak_normalized
+from ditto2.audio.io import peak_normalized
 from ditto2.audio.vocoder import GriffinLimVocoder
 from ditto2.controls import CompositeControl, ControlTargetError, MelContext, build_control
-from ditto2.controls.sources import read_audio_window
+from ditto2.controls.sources import audio_window, read_audio
 from ditto2.ito.optimize import initial_noise, optimize_noise
 from ditto2.ito.surrogates import m_schedule
 from ditto2.models.generator import load_generator
-from ditto2.runs.ito import ITOConfig, build_surrogate, make_config, save_config
+from ditto2.runs.ito import ITOConfig, build_surrogate, make_config, run_device, save_config
 
 
 def crossfade_append(out: np.ndarray, piece: np.ndarray, overlap: int) -> np.ndarray:
@@ -73,16 +73,13 @@ def continue_recording(cfg: ITOConfig, path: str, seconds: float, out: str | Pat
     mel_cfg = gen.mel
     ctx = MelContext(mel_cfg, gen.normalizer, nnls_iters=cfg.control_nnls_iters)
     control = build_control("outpainting", ctx, **specs[0].kwargs)
-    try:
-        recording = decode_file(path, mel_cfg.sample_rate)
-    except (AudioDecodeError, OSError) as e:
-        raise ControlTargetError(f"{path}: {e}") from None
+    recording = read_audio(path, mel_cfg.sample_rate)
     if len(recording) < mel_cfg.clip_samples:
         raise ControlTargetError(f"{path} is {len(recording) / mel_cfg.sample_rate:.2f} s; continuing it needs at least "
                                  f"one model window ({mel_cfg.clip_seconds:.2f} s)")
-    _, ref = read_audio_window(path, ctx, (len(recording) - mel_cfg.clip_samples) / mel_cfg.sample_rate)
+    _, ref = audio_window(recording, ctx, (len(recording) - mel_cfg.clip_samples) / mel_cfg.sample_rate, path)
     surrogate, _ = build_surrogate(cfg, cfg.tags, None, gen)
-    device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    device = run_device(cfg)
     surrogate, vocoder = surrogate.to(device), GriffinLimVocoder(mel_cfg, gen.normalizer).to(device)
     overlap = control.overlap_frames * mel_cfg.hop_length
     new_per_window = mel_cfg.clip_samples - overlap

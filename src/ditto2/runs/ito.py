@@ -23,7 +23,7 @@ from ditto2.controls import CONTROLS, CompositeControl, MelContext, build_contro
 from ditto2.data.heldout import held_out_clips
 from ditto2.ito.optimize import initial_noise, optimize_noise
 from ditto2.ito.surrogates import BaseModelSurrogate, StudentSurrogate, m_schedule
-from ditto2.models.bundle import load_bundle
+from ditto2.models.bundle import bundle_stem, load_bundle
 from ditto2.models.generator import load_generator
 
 METHODS = ("ditto", "ditto2-cm", "ditto2-ctm")
@@ -312,8 +312,9 @@ def report_callbacks(cfg: ITOConfig, gen, composite: CompositeControl, target_se
 
     outputs = RunOutputs(out, cfg.report_items)
     claps = {k: p for k, p in (("clap", cfg.clap), ("laion", cfg.laion_clap)) if p}
-    optimized = {_bundle_name(c.embedder_path) for c in composite.controls if getattr(c, "embedder_path", None)}
-    self_graded = {k for k, p in claps.items() if _bundle_name(p) in optimized}
+    same = lambda path: bundle_stem(path).resolve()  # noqa: E731  (two names of one bundle compare equal)
+    optimized = {same(c.embedder_path) for c in composite.controls if getattr(c, "embedder_path", None)}
+    self_graded = {k for k, p in claps.items() if same(p) in optimized}
     callbacks = [DecodeReport(outputs, gen, mel)]
     if claps:
         exclude = [c["clip_id"] for c in clips or []]
@@ -322,10 +323,9 @@ def report_callbacks(cfg: ITOConfig, gen, composite: CompositeControl, target_se
     return callbacks + [SummaryReport(outputs, cfg, target_sets)]
 
 
-def _bundle_name(path) -> str:
-    """A CLAP path without its bundle extension, resolved: two names of one bundle compare equal."""
-    p = Path(path)
-    return str((p.with_suffix("") if p.suffix in (".safetensors", ".json") else p).resolve())
+def run_device(cfg: ITOConfig) -> str:
+    """"cuda" or "cpu": the config's device, "auto" meaning CUDA when there is one."""
+    return "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
 
 
 def run_ito(cfg: ITOConfig) -> dict:
@@ -341,7 +341,7 @@ def run_ito(cfg: ITOConfig) -> dict:
     out = Path(cfg.out)
     save_config(cfg, out / "config.yaml")
     save_targets(cfg, target_sets, out / "targets.safetensors")
-    device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    device = run_device(cfg)
     setup_s = time.perf_counter() - t_setup
     callbacks = lambda mel=None: report_callbacks(cfg, gen, composite, target_sets, captions, out, mel, clips)
     if cfg.steps > 0 and cfg.engine == "lightning":

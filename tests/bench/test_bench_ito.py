@@ -11,7 +11,7 @@ from ditto2.metrics.fad import FrechetAudioDistance
 
 
 def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bundles, clap_bundle, laion_clap_dir,
-                                           tmp_path):
+                                           clap_judge_bundle, tagger_bundle, tmp_path):
     n_test = json.loads((synth_eval / "index.json").read_text())["splits"]["test"]["n_clips"]
     assert n_test > 17, n_test
     out = tmp_path / "out"
@@ -26,7 +26,8 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
         "[ditto2-null, ditto2-ctm, null, 'null']]}\n"
         "domains: null\n"
         f"overrides: [teacher={teacher_tiny}, cm={student_bundles['cm']}, ctm={student_bundles['ctm']}, "
-        f"shards={synth_eval}, clap={clap_bundle}, laion_clap={laion_clap_dir}, tags=reference, base_steps=3]\n")
+        f"shards={synth_eval}, clap={clap_bundle}, laion_clap={laion_clap_dir}, tags=reference, base_steps=3, "
+        f"clap_judge={clap_judge_bundle}, tagger={tagger_bundle}]\n")
     assert main(["--config", str(cfg)]) == 0
     result = json.loads((out / "results.json").read_text())
     rows, meta = result["rows"], result["meta"]
@@ -38,7 +39,11 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
     assert meta["fad_reference_clips"] == n_test - len(drawn) - 17 and meta["fad_floor"] >= 0
     assert [(r["table"], r["label"]) for r in rows] == [
         ("controls", "ditto"), ("controls", "ditto2-ctm"), ("sweep", "ditto2-ctm M=1 T=1"),
-        ("sweep", "ditto2-ctm M=adaptive T=2"), ("text", "base"), ("text", "ditto2-tags"), ("text", "ditto2-null")]
+        ("sweep", "ditto2-ctm M=adaptive T=2"), ("text", "base"), ("text", "ditto2-tags"), ("text", "ditto2-null"),
+        ("text", "real clips")]
+    real = rows.pop()  # the graders on the floor's 17 real clips, against their own captions
+    assert real["method"] == "real" and real["n"] == 17 and real["value"] == real["clap_judge_score"]
+    assert 0 <= real["genre_acc"] <= 1 and 0 <= real["text_tempo_within_8pct"] <= 1
     for r in rows:
         assert r["n"] == 17 and r["batch"] == 9 and r["seconds_per_item"] > 0
         assert r["fad"] is not None and r["fad"] >= 0 and math.isfinite(r["fad"]) and r["fad_floor"] == meta["fad_floor"]
@@ -46,11 +51,15 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
         assert lo <= r["value"] <= hi and r["fad_ci95"][0] < r["fad_ci95"][1]
         assert -1 <= r["clap_score"] <= 1 and -1 <= r["clap_score_laion"] <= 1
         assert r["fad_laion"] is not None and r["fad_laion"] >= 0  # 16-d tiny LAION CLAP, n = 17
+        assert r["fad_judge"] >= 0 and r["fad_judge_floor"] >= 0 and -1 <= r["clap_judge_score"] <= 1
+        assert 0 <= r["genre_acc"] <= 1 and 0 <= r["mood_acc"] <= 1  # the tagger, on every row with captions
     assert rows[0]["speedup_vs_ditto"] == 1.0 and rows[0]["T"] == 3 and rows[1]["T"] == 2
     text = {r["label"]: r for r in rows if r["table"] == "text"}
     assert text["base"]["K"] == 0 and text["base"]["loss_start"] == text["base"]["loss_end"]
     assert text["base"]["condition"] == "tags" and text["ditto2-null"]["condition"] == "null"
-    assert all(r["metric"] == "text_clap_cosine" for r in text.values())
+    # the text rows' grade is the judge's (not the CLAP they optimized): the same number as the row's judge score
+    assert all(r["metric"] == "text_clap_judge_cosine" and r["value"] == pytest.approx(r["clap_judge_score"], abs=2e-4)
+               for r in text.values())
     # the cell FAD is the FAD of its pooled embeddings (two runs) against the reference set
     emb = torch.load(out / "runs" / "controls-intensity-ditto2-ctm" / "embeddings.pt")
     assert emb.shape == (17, 16)
@@ -62,7 +71,7 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
     assert "Table 1" in md and "Table 2" in md and "Table 3" in md and md.count("| intensity |") == 4
     assert "fad_laion" in md and "LAION" in md
     with open(out / "results.csv") as f:
-        assert len(list(csv.DictReader(f))) == len(rows)
+        assert len(list(csv.DictReader(f))) == len(rows) + 1  # + the real clips row
     assert (out / "fig4_intensity.png").exists() and (out / "fig5_intensity.png").exists()
     assert list((out / "tb").glob("events.out.tfevents.*"))
     # each run graded every item but wrote files for report_items of them

@@ -101,7 +101,7 @@ def test_bad_targets_and_configs_fail_before_compute(synth_tiny, teacher_tiny, s
 
 def test_text_control_with_reference_tags_and_clap_scores(synth_tiny, teacher_tiny, student_bundles, clap_bundle, tmp_path):
     cfg = config(synth_tiny, teacher_tiny, student_bundles, tmp_path, "text", tags="reference", clap=str(clap_bundle))
-    cfg.controls[0].kwargs = {"embedder": str(clap_bundle)}
+    cfg.controls[0].kwargs = {"embedder": str(clap_bundle), "judge": None}
     summary = run_ito(cfg)
     assert summary["loss_end"] < summary["loss_start"], summary
     item = json.loads((tmp_path / "item_00" / "result.json").read_text())
@@ -110,7 +110,7 @@ def test_text_control_with_reference_tags_and_clap_scores(synth_tiny, teacher_ti
     emb = load_file(str(tmp_path / "embeddings.safetensors"))  # the score is the cosine of the saved embeddings
     cos = torch.nn.functional.cosine_similarity(emb["audio"][0], emb["text"][0], dim=0)
     # the run's grading CLAP is the one its text control optimized: the score is kept, under a key that says so
-    assert "clap_score" not in item["metrics"] and "text_clap_cosine" in item["metrics"]
+    assert "clap_score" not in item["metrics"] and "text_clap_cosine_self_graded" in item["metrics"]
     assert item["metrics"]["clap_score_self_graded"] == pytest.approx(float(cos), abs=1e-4)
     assert json.loads((tmp_path / "summary.json").read_text())["self_graded_claps"] == ["clap"]
     assert item["caption"].endswith("beats per minute.") and item["targets"]["text"].startswith("caption: ")
@@ -240,3 +240,29 @@ def test_each_step_uses_the_schedules_m(m, expected):
                enable_model_summary=False).fit(module)
     optimize_noise(s2, loss, initial_noise((2, 1, 4, 4), 0), m_schedule(8, m), lr=0.1)
     assert s1.asked == s2.asked == expected
+
+
+def test_text_control_graded_by_a_judge_and_a_tagger(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
+                                                    clap_judge_bundle, tagger_bundle, tmp_path):
+    """Graders no control optimizes: the judging CLAP (the control's grade and clap_judge_score, one number from two
+    roads), the tagger's genre / mood / tempo bucket against each caption, FAD-free and self-grading-free keys."""
+    from ditto2.metrics.tags import caption_tags, load_tagger
+
+    cfg = config(synth_tiny, teacher_tiny, student_bundles, tmp_path, "text", tags="reference", clap=str(clap_bundle),
+                 clap_judge=str(clap_judge_bundle), tagger=str(tagger_bundle))
+    cfg.controls[0].kwargs = {"embedder": str(clap_bundle), "judge": str(clap_judge_bundle)}
+    summary = run_ito(cfg)
+    for m, caption in zip(summary["items"], json.loads((tmp_path / "items.json").read_text())):
+        assert m["text_clap_judge_cosine"] == pytest.approx(m["clap_judge_score"], abs=2e-4)
+        assert "text_clap_cosine_self_graded" not in m and "clap_score_self_graded" in m
+        named = caption_tags(caption["target"].removeprefix("caption: "), load_tagger(tagger_bundle).values)
+        assert {k.rsplit("_", 1)[0] for k in m if k.endswith("_acc")} == set(named)
+        assert all(m[f"{f}_acc"] in (0.0, 1.0) and 0 <= m[f"{f}_prob"] <= 1 for f in named)
+    assert summary["self_graded_claps"] == ["clap"]
+
+
+def test_a_judge_that_is_the_optimized_clap_is_refused(synth_tiny, teacher_tiny, student_bundles, clap_bundle, tmp_path):
+    cfg = config(synth_tiny, teacher_tiny, student_bundles, tmp_path, "text", tags="reference")
+    cfg.controls[0].kwargs = {"embedder": str(clap_bundle), "judge": str(clap_bundle).removesuffix(".safetensors")}
+    with pytest.raises(ValueError, match="is the CLAP it optimizes"):
+        run_ito(cfg)

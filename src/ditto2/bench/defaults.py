@@ -24,7 +24,7 @@ def higher_is_better(metric: str) -> bool:
     if metric.startswith("clap_score"):
         return True
     for name, cls in CONTROLS.items():
-        if metric == f"{name}_{cls.metric}":
+        if metric.startswith(f"{name}_"):  # the control's grade (its key depends on the instrument, e.g. text)
             return cls.higher_is_better
     raise ValueError(f"no registered control reports the metric {metric!r}")
 

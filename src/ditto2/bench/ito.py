@@ -23,6 +23,7 @@ import json
 import math
 import multiprocessing as mp
 import platform
+import re
 import resource
 import time
 import traceback
@@ -41,6 +42,9 @@ class BenchConfig:
     batch: int = 1
     seed: int = 0
     threads: int = 2
+    # processes a cell's runs are spread over (each takes every devices-th run, on its own GPU when there are
+    # enough, else on threads // devices CPU threads); the merged cell equals the one-process cell
+    devices: int = 1
     isolate: bool = True  # each cell in a fresh process: its peak memory is its own
     max_minutes: Optional[float] = None
     tf32: bool = True
@@ -86,10 +90,16 @@ def load_bench_config(path: Optional[str]) -> BenchConfig:
 TABLES = (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Table 2: (M, T) sweep"),
           ("text", "Table 3: text control (CLAP)"),
           ("domain", "Control features on vocoded audio (compare the mel-domain CTM rows of Table 1)"))
+# graders no control optimizes, shown when a cell has them: the tagger (vs the caption's tags) and librosa's tempo
+GRADE_COLUMNS = ["genre_acc", "mood_acc", "tempo_bucket_acc", "text_tempo_error_pct", "text_tempo_within_8pct",
+                 "text_tempo_octave_within_8pct"]
+# the CLAPs a table can grade with: key -> (the ITOConfig field, the pooled embeddings' file)
+CLAPS = {"clap": ("clap", "embeddings.pt"), "laion": ("laion_clap", "embeddings_laion.pt"),
+         "judge": ("clap_judge", "embeddings_judge.pt")}
 COLUMNS = ["control", "label", "method", "condition", "domain", "K", "M", "T", "gamma", "n", "batch", "seconds_per_item",
            "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "value_ci95", "clap_score",
            "clap_score_self_graded", "fad", "fad_ci95",
-           "fad_floor", "clap_score_laion",
+           "fad_floor", "clap_judge_score", "fad_judge", "fad_judge_floor", *GRADE_COLUMNS, "clap_score_laion",
            "fad_laion", "loss_start",
            "loss_end", "peak_rss_mb", "peak_cuda_mb"]
 
@@ -97,9 +107,35 @@ COLUMNS = ["control", "label", "method", "condition", "domain", "K", "M", "T", "
 # ------------------------------------------------------------------ one cell (in a child process)
 
 
-def run_cell(ito, n: int, batch: int, seed: int, out: str) -> dict:
-    """ceil(n / batch) ITO runs of the ``ITOConfig`` ``ito`` -> pooled per-item metrics, embeddings and
-    timings of n generations."""
+def _run_part(configs: list, device: str, threads: int) -> list[dict]:
+    """One process's share of a cell: its runs, in order, on ``device``."""
+    import torch
+
+    from ditto2.runs.ito import make_config, run_ito
+
+    torch.set_num_threads(threads)
+    return [run_ito(make_config(cfg, device=device)) for cfg in configs]
+
+
+def spread_runs(configs: list, devices: int, threads: int) -> list[dict]:
+    """Run ITO configs in ``devices`` spawned processes (process k: configs k, k + devices, ...; on cuda:k when there
+    are that many GPUs, else on the CPU) -> their summaries in the configs' order."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    parts = [(configs[k::devices], f"cuda:{k}" if gpus >= devices else "cpu", max(1, threads // devices))
+             for k in range(devices)]
+    with mp.get_context("spawn").Pool(devices) as pool:
+        done = pool.starmap(_run_part, parts)
+    out = [None] * len(configs)
+    for k, summaries in enumerate(done):
+        out[k::devices] = summaries
+    return out
+
+
+def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, threads: int = 2) -> dict:
+    """ceil(n / batch) ITO runs of the ``ITOConfig`` ``ito`` (spread over ``devices`` processes) -> pooled
+    per-item metrics, embeddings and timings of n generations."""
     import numpy as np
     import torch
     from safetensors.torch import load_file
@@ -108,15 +144,18 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str) -> dict:
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()  # per cell, also when cells share a process
-    summaries, items, emb = [], [], []
-    for j in range(math.ceil(n / batch)):
-        b = min(batch, n - j * batch)
-        cfg = make_config(ito, batch=b, seed=seed + j, out=f"{out}/run{j:02d}")
-        s = run_ito(cfg)
-        summaries.append(s)
+    t0 = time.perf_counter()
+    configs = [make_config(ito, batch=min(batch, n - j * batch), seed=seed + j, out=f"{out}/run{j:02d}")
+               for j in range(math.ceil(n / batch))]
+    if devices > 1 and len(configs) > 1:
+        summaries = spread_runs(configs, devices, threads)
+    else:
+        summaries = [run_ito(cfg) for cfg in configs]
+    items, emb = [], []
+    for cfg, s in zip(configs, summaries):
         items += s["items"]
-        if cfg.clap or cfg.laion_clap:
-            emb.append(load_file(f"{out}/run{j:02d}/embeddings.safetensors"))
+        if cfg.clap or cfg.laion_clap or cfg.clap_judge:
+            emb.append(load_file(f"{cfg.out}/embeddings.safetensors"))
     first = summaries[0]
     total = {k: sum(s[k] for s in summaries) for k in ("optimize_s", "decode_s", "vocode_s")}
     cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "gamma", "tags", "device")}
@@ -129,10 +168,12 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str) -> dict:
         "loss_start": float(np.mean([s["loss_start"] for s in summaries])),
         "loss_end": float(np.mean([s["loss_end"] for s in summaries])),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "devices": devices, "wall_s": round(time.perf_counter() - t0, 2),
     })
     if torch.cuda.is_available():
         cell["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    for key, name in (("audio", "embeddings.pt"), ("laion_audio", "embeddings_laion.pt")):
+    for clap, (_, name) in CLAPS.items():
+        key = "audio" if clap == "clap" else f"{clap}_audio"
         if emb and key in emb[0]:
             torch.save(torch.cat([e[key] for e in emb]), f"{out}/{name}")
     return cell
@@ -194,8 +235,9 @@ class Bench:
         self.ito = with_overrides(base, cfg.overrides)  # the YAML's key=value list, checked before any compute
         self.meta = {"machine": platform.machine(), "threads": cfg.threads, "n": cfg.n, "batch": cfg.batch,
                      "config": dataclasses.asdict(cfg), "skipped": []}
-        self.reference = {}  # FAD reference embeddings per CLAP ("clap": in-domain, "laion")
+        self.reference = {}  # FAD reference embeddings per CLAP ("clap": in-domain, "judge", "laion")
         self.floor = {}  # FAD of n real held-out clips (disjoint from the reference) against it, per CLAP
+        self.floor_clips: list = []  # those n real clips' index rows (Table 3 grades them: what real music gets)
         if self.ito.shards and cfg.fad_reference:
             self.fad_sets()
         self.writer = None
@@ -229,17 +271,70 @@ class Bench:
             floor = available >= n_ref + cfg.n
         device = "cuda" if torch.cuda.is_available() and self.ito.device != "cpu" else "cpu"
         self.meta.update({"fad_reference_excluded_clips": len(exclude), "fad_floor_n": cfg.n if floor else None})
-        for key, path in (("clap", self.ito.clap), ("laion", self.ito.laion_clap)):
+        for key, (attr, _) in CLAPS.items():
+            path = getattr(self.ito, attr)
             if not path:
                 continue
             ref = reference_embeddings(shards, path, n_ref, device=device, exclude=exclude)
             self.reference[key] = ref
             self.meta["fad_reference_clips"] = int(ref.shape[0])
             if floor:
+                self.floor_clips = clip_order(shards, "test", exclude=exclude)[ref.shape[0] : ref.shape[0] + cfg.n]
                 real = reference_embeddings(shards, path, cfg.n, device=device, exclude=exclude, skip=ref.shape[0])
                 value = fad_against(ref, real)
                 self.floor[key] = None if value is None else round(value, 5)
         self.meta["fad_floor"] = self.floor.get("clap")
+
+    def real_clips_row(self) -> Optional[dict]:
+        """Table 3's "real clips" row: the graders of text control (judging CLAP, tagger, tempo) on the floor's n real
+        held-out clips against their own captions, through the same Griffin-Lim road as generations: what a
+        generator that matched every caption like real music would score."""
+        import numpy as np
+        import torch
+
+        from ditto2.audio.mel import MelConfig, MelNormalizer
+        from ditto2.audio.vocoder import GriffinLimVocoder
+        from ditto2.data.heldout import load_mels
+        from ditto2.metrics import control as grader
+
+        if not self.floor_clips or not (self.ito.clap_judge or self.ito.tagger):
+            return None
+        index = json.loads((Path(self.ito.shards) / "index.json").read_text())
+        mel_cfg = MelConfig.from_dict(index["mel"])
+        vocoder = GriffinLimVocoder(mel_cfg, MelNormalizer.from_dict(index["stats"]))
+        mels = load_mels(self.ito.shards, self.floor_clips)
+        with torch.no_grad():
+            waves = torch.cat([vocoder(mels[i : i + 32]) for i in range(0, len(mels), 32)]).numpy()
+        captions = [c["caption"] for c in self.floor_clips]
+        items = [{} for _ in captions]
+        if self.ito.clap_judge:
+            from ditto2.clap.load import load_embedder
+            from ditto2.metrics.clap_score import clap_cosines
+
+            judge = load_embedder(self.ito.clap_judge)
+            with torch.no_grad():
+                a = torch.cat([judge.embed_audio(torch.from_numpy(waves[i : i + 32]), mel_cfg.sample_rate)
+                               for i in range(0, len(waves), 32)])
+                cos = clap_cosines(a, judge.embed_text(captions))
+            for item, c in zip(items, cos.tolist()):
+                item["text_clap_judge_cosine"] = item["clap_judge_score"] = round(c, 5)
+        if self.ito.tagger:
+            from ditto2.metrics.tags import load_tagger
+
+            for item, g in zip(items, load_tagger(self.ito.tagger).grade(waves, mel_cfg.sample_rate, captions)):
+                item.update(g)
+        for item, wave, caption in zip(items, waves, captions):
+            bpm = re.search(r"(\d+(?:\.\d+)?) beats per minute", caption)
+            if bpm:
+                errors = grader.tempo_errors(grader.tempo_bpm(wave, mel_cfg.sample_rate, mel_cfg.hop_length),
+                                             float(bpm.group(1)))
+                item.update({f"text_tempo_{k}": v for k, v in errors.items()})
+        means = {k: float(np.mean(v)) for k, v in _by_metric(items).items()}
+        key = "text_clap_judge_cosine" if "text_clap_judge_cosine" in means else None
+        return {"table": "text", "control": "text", "label": "real clips", "method": "real", "condition": "tags",
+                "n": len(items), "metric": key, "value": None if key is None else round(means[key], 4),
+                "value_ci95": _intervals(items).get(key) if key else None,
+                **{k: round(means[k], 4) for k in ("clap_judge_score", *GRADE_COLUMNS) if k in means}}
 
     def out_of_time(self) -> bool:
         return self.cfg.max_minutes is not None and (time.time() - self.t0) / 60 > self.cfg.max_minutes
@@ -255,19 +350,23 @@ class Bench:
         from ditto2.runs.ito import ControlSpec, make_config
 
         ito = make_config(self.ito, controls=[ControlSpec(name=control, domain=domain)], **changes)
-        args = (ito, int(self.cfg.n), int(self.cfg.batch), int(self.cfg.seed), str(self.out / "runs" / name))
+        args = (ito, int(self.cfg.n), int(self.cfg.batch), int(self.cfg.seed), str(self.out / "runs" / name),
+                int(self.cfg.devices), int(self.cfg.threads))
         cell = run_isolated(args, self.cfg.threads, self.cfg.tf32) if self.cfg.isolate else run_cell(*args)
         row = {"table": table, "control": control, "label": label, **_row(cell)}
         row["fad"], row["fad_ci95"] = self.fad(self.out / "runs" / name / "embeddings.pt", "clap", spread=True)
         row["fad_floor"] = self.floor.get("clap") if row["n"] == self.cfg.n else None
-        if "laion" in self.reference:
-            row["fad_laion"] = self.fad(self.out / "runs" / name / "embeddings_laion.pt", "laion")
+        for key in ("judge", "laion"):
+            if key in self.reference:
+                row[f"fad_{key}"] = self.fad(self.out / "runs" / name / CLAPS[key][1], key)
+                row[f"fad_{key}_floor"] = self.floor.get(key) if row["n"] == self.cfg.n else None
         self.rows.append(row)
         print(json.dumps(row), flush=True)
         self.meta["wall_minutes"] = round((time.time() - self.t0) / 60, 1)
         _write(self.out, self.rows, self.meta)
         if self.writer is not None:
-            for key in ("value", "clap_score", "fad", "clap_score_laion", "fad_laion", "seconds_per_item"):
+            for key in ("value", "clap_score", "fad", "clap_judge_score", "fad_judge", *GRADE_COLUMNS,
+                        "clap_score_laion", "fad_laion", "seconds_per_item"):
                 if row.get(key) is not None:
                     self.writer.add_scalar(f"{table}/{control}/{row['label']}/{key}", row[key], 0)
 
@@ -360,8 +459,13 @@ def main(argv=None) -> int:
     set_tf32(cfg.tf32)
     bench = Bench(cfg, out)
     skip = {t for t, off in (("sweep", args.no_sweep), ("text", args.no_text), ("domain", args.no_domains)) if off}
-    for cell in plan(cfg, args.only, skip):
+    cells = plan(cfg, args.only, skip)
+    for cell in cells:
         bench.record(**cell)
+    real = bench.real_clips_row() if any(c["table"] == "text" for c in cells) else None
+    if real is not None:
+        bench.rows.append(real)
+        _write(out, bench.rows, bench.meta)
     from ditto2.bench.plots import write_plots
 
     for png in write_plots(out / "results.json", bench.writer):
@@ -420,7 +524,9 @@ def _write(out: Path, rows: list[dict], meta: dict) -> None:
 
 def _row(c: dict) -> dict:
     means = c["metrics_mean"]
-    key = next((k for k in means if not k.startswith("clap_score")), "clap_score")
+    # the control's own grade (the first metric named after it); a cell without one shows its CLAP score
+    key = next((k for k in means if k.startswith(f"{c['controls'][0]}_")), "clap_score") if c.get("controls") \
+        else "clap_score"
     tags = c.get("tags")
     return {"method": c["method"], "condition": "null" if tags in ({}, None) else "tags",
             "domain": c.get("domains", ["mel"])[0], "K": c["K"], "M": c["M"], "T": c["T"],
@@ -431,7 +537,7 @@ def _row(c: dict) -> dict:
             "clap_score": None if means.get("clap_score") is None else round(means["clap_score"], 4),
             **({"clap_score_self_graded": round(means["clap_score_self_graded"], 4)}
                if "clap_score_self_graded" in means else {}),
-            **({"clap_score_laion": round(means["clap_score_laion"], 4)} if "clap_score_laion" in means else {}),
+            **{k: round(means[k], 4) for k in ("clap_judge_score", *GRADE_COLUMNS, "clap_score_laion") if k in means},
             "loss_start": round(c["loss_start"], 4), "loss_end": round(c["loss_end"], 4),
             "peak_rss_mb": c["peak_rss_mb"], "peak_cuda_mb": c.get("peak_cuda_mb"), "device": c.get("device"),
             "audio_seconds": c.get("audio_seconds")}
@@ -470,6 +576,12 @@ def _markdown(rows: list[dict], meta: dict) -> str:
                     f"{meta.get('fad_floor_n')} further real held-out clips against the same reference, the value "
                     "a generator indistinguishable from real clips would get." if ref
                     else "generations (no reference set configured).")
+                 + (" clap_judge_score / fad_judge (+ fad_judge_floor): the same in the judging CLAP (another audio "
+                    "tower and seed; no control optimizes it)." if any("clap_judge_score" in r for r in rows) else "")
+                 + (" genre_acc / mood_acc / tempo_bucket_acc: the tagger's top value (its own architecture and seed, "
+                    "never a loss) equals the caption's; text_tempo_*: librosa's beat tracker vs the caption's BPM "
+                    "(error %, within 8 %, and at half / double time only)."
+                    if any("genre_acc" in r or "text_tempo_error_pct" in r for r in rows) else "")
                  + (" clap_score_laion / fad_laion: the same in the configured LAION CLAP."
                     if any("clap_score_laion" in r for r in rows) else "")
                  + " value_ci95 / fad_ci95: 95 % percentile-bootstrap intervals over the cell's items / generations."

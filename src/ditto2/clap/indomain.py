@@ -21,6 +21,7 @@ from torch import nn
 
 from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.clap.text import TEXT_FEATURES_ENV, TEXT_PACKAGE, MiniLMText, read_text_features
+from ditto2.nn.tagger import TemporalConvConfig, TemporalConvNet
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class InDomainClapConfig:
     text_dim: int = 384  # MiniLM hidden size
     init_temperature: float = 0.07  # CLIP's initial τ
     train_text: bool = False
+    # "cnn": MelCNN below (2-D); "tconv": ditto2.nn.tagger.TemporalConvNet (1-D over time, width channels[-1]),
+    # the audio tower of the second, judging CLAP (checkpoints/<preset>/clap-judge), so it shares no architecture
+    # with the CLAP a text control optimizes
+    audio_tower: str = "cnn"
+    n_mels: int = 64  # the tconv tower's input channels
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -73,7 +79,12 @@ class InDomainClap(nn.Module):
     def __init__(self, cfg: InDomainClapConfig, text_path: Optional[str] = None):
         super().__init__()
         self.cfg = cfg
-        self.audio_tower = MelCNN(cfg.channels)
+        if cfg.audio_tower == "cnn":
+            self.audio_tower = MelCNN(cfg.channels)
+        elif cfg.audio_tower == "tconv":
+            self.audio_tower = TemporalConvNet(TemporalConvConfig(n_mels=cfg.n_mels, width=cfg.channels[-1]))
+        else:
+            raise ValueError(f"audio_tower must be 'cnn' or 'tconv', got {cfg.audio_tower!r}")
         self.audio_proj = _projection(self.audio_tower.out_dim, cfg.embed_dim)
         self.text_proj = _projection(cfg.text_dim, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature)))

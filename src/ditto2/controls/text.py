@@ -26,11 +26,15 @@ class TextControl(Control):
     CLAP at ``default_clap_bundle``. Domain "mel" embeds the model's mel directly (in-domain CLAP
     only: its audio tower reads our mels); "audio" embeds the Griffin-Lim waveform (any embedder).
 
+    ``judge``: the CLAP that grades it (another audio tower and seed, never optimized), e.g.
+    ``checkpoints/<preset>/clap-judge``; an ITO run passes its ``clap_judge``. Without one the grade is the
+    control's own CLAP and its key says so (``text_clap_cosine_self_graded``).
+
     Targets: a caption or a list of captions (one per batch item), embedded once by
     ``check_target``; an already-embedded (B or 1, D) tensor is accepted as is."""
 
     name = "text"
-    metric = "clap_cosine"
+    metric = "clap_judge_cosine"  # per instance: "clap_cosine_self_graded" when there is no judge
     higher_is_better = True
 
     @classmethod
@@ -38,7 +42,8 @@ class TextControl(Control):
         return True  # the held-out clips' captions, unless captions are given
 
     def __init__(self, ctx: MelContext, domain: str = "mel",
-                 embedder: Union[AudioTextEmbedder, str, Path, None] = None):
+                 embedder: Union[AudioTextEmbedder, str, Path, None] = None,
+                 judge: Union[AudioTextEmbedder, str, Path, None] = None):
         super().__init__(ctx, domain)
         self.embedder_path = None  # the CLAP this control optimizes, when named by a path (to spot self-grading)
         if not isinstance(embedder, AudioTextEmbedder):
@@ -46,12 +51,28 @@ class TextControl(Control):
 
             self.embedder_path = Path(embedder or default_clap_bundle(ctx))
             embedder = load_clap(self.embedder_path)
+        self.judge = self._load_judge(judge)
+        # the grade's key says which instrument gave it: a CLAP the control never optimized, or its own
+        self.metric = "clap_judge_cosine" if self.judge is not None else "clap_cosine_self_graded"
         if domain == "mel":
             if not embedder.supports_mel:
                 raise ValueError(f"{type(embedder).__name__} cannot read mels; use domain='audio'")
             if getattr(embedder, "mel_config", None) is not None:
                 embedder.mel_config.check_matches(ctx.cfg, what="the control's mel context")
         self.embedder = embedder
+
+    def _load_judge(self, judge) -> Optional[AudioTextEmbedder]:
+        """The CLAP that grades this control: an embedder, a path (e.g. ``checkpoints/<preset>/clap-judge``; an ITO
+        run passes its ``clap_judge``), or None: the grade is then the control's own CLAP, labelled self-graded."""
+        from ditto2.clap.load import load_embedder
+        from ditto2.models.bundle import bundle_stem
+
+        if judge is None or isinstance(judge, AudioTextEmbedder):
+            return judge
+        if self.embedder_path is not None and bundle_stem(judge).resolve() == bundle_stem(self.embedder_path).resolve():
+            raise ValueError(f"the text control's judge {judge} is the CLAP it optimizes: a grade needs another "
+                             "instrument (checkpoints/<preset>/clap-judge), or no judge for a self-graded score")
+        return load_embedder(judge)
 
     def features(self, mel: torch.Tensor) -> torch.Tensor:
         if self.domain == "audio":
@@ -116,10 +137,14 @@ class TextControl(Control):
         return {"tempo_bpm": round(bpm, 2), **{f"tempo_{k}": v for k, v in errors.items()}}
 
     def grade(self, wave, sample_rate, metric_target) -> float:
-        """Cosine of the decoded AUDIO and the caption in this control's CLAP: self-graded (the control
-        optimized the same CLAP on the mel); the run's independent CLAP score is ``clap_score``."""
-        device = next(self.embedder.parameters()).device
+        """Cosine of the decoded AUDIO and the caption in the judging CLAP (another audio tower, another seed,
+        never optimized: ``clap_judge_cosine``), or without a judge in this control's own CLAP
+        (``clap_cosine_self_graded``: the control optimized that same CLAP on the mel, so it is no grade)."""
+        from ditto2.metrics.clap_score import clap_cosines
+
+        clap = self.judge if self.judge is not None else self.embedder
+        device = next(clap.parameters()).device
         with torch.no_grad():
-            a = self.embedder.embed_audio(torch.from_numpy(wave)[None].float().to(device), sample_rate)
-            t = self.embedder.embed_text([metric_target]).to(a)
-        return float((a * t).sum())
+            a = clap.embed_audio(torch.from_numpy(wave)[None].float().to(device), sample_rate)
+            t = clap.embed_text([metric_target]).to(a)
+        return float(clap_cosines(a, t)[0])

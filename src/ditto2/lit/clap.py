@@ -23,13 +23,14 @@ class InDomainClapModule(pl.LightningModule):
 
     def __init__(self, data_info: dict, embed_dim: int = 128, channels: Sequence[int] = (16, 32, 64, 128),
                  init_temperature: float = 0.07, train_text: bool = False, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, warmup_steps: int = 200):
+                 weight_decay: float = 1e-4, warmup_steps: int = 200, audio_tower: str = "cnn"):
         super().__init__()
         self.save_hyperparameters()
         self.mel_config = MelConfig.from_dict(data_info["mel"])
         self.normalizer = MelNormalizer.from_dict(data_info["stats"])
         self.cfg = InDomainClapConfig(embed_dim=embed_dim, channels=tuple(channels),
-                                      init_temperature=init_temperature, train_text=train_text)
+                                      init_temperature=init_temperature, train_text=train_text,
+                                      audio_tower=audio_tower, n_mels=self.mel_config.n_mels)
         self.model = InDomainClap(self.cfg)
         self._val: list = []
 

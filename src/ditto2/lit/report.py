@@ -2,10 +2,11 @@
 
 1. ``DecodeReport`` (shared, first): decode the optimized noise once, vocode, write each kept item's wav;
 2. ``AudioReport`` (shared, when a CLAP is configured): CLAP score of each item vs its caption and FAD
-   of the batch against held-out clips, in the in-domain CLAP and optionally LAION CLAP;
+   of the batch against held-out clips, in the in-domain CLAP and optionally the judging CLAP and LAION CLAP;
 3. ``ControlReport`` (one per control in the run, from the registry): grade every item with the
    control's independent grader, plot target vs achieved, log the metric;
-4. ``SummaryReport`` (shared, last): per-item JSON, items.json and the run summary.
+4. ``TagReport`` (shared, when a tagger is configured): genre / mood / tempo-bucket grades vs each caption;
+5. ``SummaryReport`` (shared, last): per-item JSON, items.json and the run summary.
 
 They share one ``RunOutputs``. Each has ``finalize(run, writer)``, which the Trainer reaches through
 ``on_train_end``; a run without the Trainer (K = 0, or ``optimize_noise``) calls it directly. ``run`` is an
@@ -136,6 +137,11 @@ class ControlReport(ReportCallback):
             writer.add_scalar(f"metric/{key}", float(np.mean(values)), 0)
 
 
+# the per-item / summary keys of each CLAP a run can be graded with ("judge": the CLAP no control optimizes)
+SCORE_KEYS = {"clap": "clap_score", "laion": "clap_score_laion", "judge": "clap_judge_score"}
+FAD_KEYS = {"clap": "fad", "laion": "fad_laion", "judge": "fad_judge"}
+
+
 class AudioReport(ReportCallback):
     """CLAP score of each item against its caption, and FAD of the batch against ``fad_reference``
     held-out clips (paper §4.3), in each configured CLAP: ``{"clap": in-domain path, "laion": path}``."""
@@ -187,14 +193,34 @@ class AudioReport(ReportCallback):
                    for part, x in (("audio", a), ("text", t))}, str(o.out / "embeddings.safetensors"))
         for k, (a, t) in embs.items():
             cosines = clap_cosines(a, t)
-            name = ("clap_score" if k == "clap" else f"clap_score_{k}") + ("_self_graded" if k in self.self_graded else "")
+            name = SCORE_KEYS[k] + ("_self_graded" if k in self.self_graded else "")
             for i, item in enumerate(o.items):
                 item["metrics"][name] = round(float(cosines[i]), 5)
                 item["caption"] = self.captions[i]
             if writer is not None:
                 writer.add_scalar(f"metric/{name}", float(cosines.mean()), 0)  # = CLAPScore over the batch
                 if o.fad[k][0] is not None:
-                    writer.add_scalar("metric/fad" if k == "clap" else f"metric/fad_{k}", o.fad[k][0], 0)
+                    writer.add_scalar(f"metric/{FAD_KEYS[k]}", o.fad[k][0], 0)
+
+
+class TagReport(ReportCallback):
+    """Genre / mood / tempo-bucket grades of every item against its caption by the tagger at ``path``
+    (``ditto2.metrics.tags``): ``genre_acc``, ``genre_prob``, ... for the fields a caption names."""
+
+    def __init__(self, outputs: RunOutputs, path: str, captions: list):
+        super().__init__(outputs)
+        self.path, self.captions = path, list(captions)
+
+    def finalize(self, run, writer=None) -> None:
+        from ditto2.metrics.tags import load_tagger
+
+        o = self.outputs
+        grades = load_tagger(self.path).to(run.z.device).grade(o.waves, o.sample_rate, self.captions)
+        for item, g in zip(o.items, grades):
+            item["metrics"].update(g)
+        if writer is not None:
+            for key in dict.fromkeys(k for g in grades for k in g):
+                writer.add_scalar(f"metric/{key}", float(np.mean([g[key] for g in grades if key in g])), 0)
 
 
 class SummaryReport(ReportCallback):
@@ -228,7 +254,7 @@ class SummaryReport(ReportCallback):
             "seconds_per_item": round(total / b, 4), "audio_seconds_per_item": o.clip_seconds,
             "loss_start": float(history[0].mean()), "loss_end": float(history[-1].mean()),
             "metrics_mean": means, "fad": None if fad is None else round(fad, 5), "fad_note": fad_note,
-            **{f"fad_{k}": None if v is None else round(v, 5) for k, (v, _) in o.fad.items() if k != "clap"},
+            **{FAD_KEYS[k]: None if v is None else round(v, 5) for k, (v, _) in o.fad.items() if k != "clap"},
             "self_graded_claps": sorted(o.self_graded),
             "targets": [" + ".join(ts.descriptions[i] for ts in self.target_sets) for i in range(b)],
             "items": metrics,

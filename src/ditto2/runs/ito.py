@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import inspect
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,11 @@ class ITOConfig:
     clap: Optional[str] = None  # in-domain CLAP bundle: CLAP score of each item vs its caption
     # a LAION CLAP folder (transformers ClapModel.save_pretrained): a second CLAP score and FAD
     laion_clap: Optional[str] = None
+    # graders no control optimizes (issue 14): a second in-domain CLAP with another audio tower and seed
+    # (checkpoints/<preset>/clap-judge: clap_judge_score, fad_judge) and the genre / mood / tempo tagger
+    # (checkpoints/<preset>/tagger: genre_acc, mood_acc, tempo_bucket_acc vs each item's caption)
+    clap_judge: Optional[str] = None
+    tagger: Optional[str] = None
     # held-out test clips for the FAD reference set (an int, or "all"); 0 = no FAD. FAD needs more
     # generations (batch) than CLAP dimensions; `ditto2 bench` pools runs for it.
     fad_reference: Any = 0
@@ -78,7 +85,7 @@ class ITOConfig:
     defaults_by_method: dict = field(default_factory=dict)
     out: str = "results/ito/run"
     report_items: int = 16  # items that get wav + plots + TensorBoard entries (all are graded)
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
     engine: str = "lightning"  # lightning: ITOModule + Trainer (TensorBoard per step); loop: optimize_noise
     tensorboard: bool = True
     progress_bar: bool = False
@@ -166,8 +173,8 @@ def check_config(cfg: ITOConfig) -> ITOConfig:
     unknown = set(cfg.defaults_by_method) - set(METHODS)
     if unknown:
         raise ValueError(f"defaults_by_method has unknown methods {sorted(unknown)}; known: {METHODS}")
-    if cfg.device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
+    if cfg.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", str(cfg.device)):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     if cfg.engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {cfg.engine!r}")
     for spec in cfg.controls:
@@ -179,6 +186,10 @@ def check_config(cfg: ITOConfig) -> ITOConfig:
 
         if not is_laion_dir(cfg.laion_clap):
             raise ValueError(f"laion_clap={cfg.laion_clap!r} is no folder with a ClapModel (config.json)")
+    for key in ("clap_judge", "tagger"):
+        path = getattr(cfg, key)
+        if path and not bundle_stem(path).with_suffix(".json").is_file():
+            raise FileNotFoundError(f"{key}={path!r}: no bundle there (make {key.replace('_', '-')} trains and exports one)")
     if cfg.fad_reference and (not cfg.clap or not cfg.shards):
         raise ValueError("fad_reference needs clap (the embedding) and shards (the held-out clips)")
     if cfg.fad_reference not in (0, None, "all") and not (isinstance(cfg.fad_reference, int) and cfg.fad_reference >= 2):
@@ -271,6 +282,8 @@ def build_control_and_targets(cfg: ITOConfig, ctx: MelContext, refs=None, clips=
         kwargs, target_kw = dict(spec.kwargs), dict(spec.target)
         if "captions" in kwargs:  # older configs gave the text control's captions among its kwargs
             target_kw["captions"] = kwargs.pop("captions")
+        if cfg.clap_judge and "judge" not in kwargs and "judge" in inspect.signature(CONTROLS[spec.name]).parameters:
+            kwargs["judge"] = cfg.clap_judge  # a control graded by a CLAP (text) is graded by the run's judge
         control = build_control(spec.name, ctx, domain=spec.domain, **kwargs)
         check_target_keys(control, target_kw)
         ts = control.targets(cfg.batch, cfg.seed, refs, clips=clips,
@@ -282,8 +295,6 @@ def build_control_and_targets(cfg: ITOConfig, ctx: MelContext, refs=None, clips=
 
 def check_target_keys(control, target_kw: dict) -> None:
     """Target arguments the control's ``targets`` does not take fail with the ones it does."""
-    import inspect
-
     params = inspect.signature(control.targets).parameters
     known = [k for k in params if k not in ("n", "seed", "references", "clips", "source")]
     unknown = sorted(set(target_kw) - set(known))
@@ -308,10 +319,10 @@ def report_callbacks(cfg: ITOConfig, gen, composite: CompositeControl, target_se
                      out: Path, mel: Optional[torch.Tensor] = None, clips: Optional[list] = None) -> list:
     """The run's report, in order: decode (shared), CLAP / FAD (shared, when a CLAP is configured), one
     grader per control (from the registry), summary (shared, last)."""
-    from ditto2.lit.report import AudioReport, ControlReport, DecodeReport, RunOutputs, SummaryReport
+    from ditto2.lit.report import AudioReport, ControlReport, DecodeReport, RunOutputs, SummaryReport, TagReport
 
     outputs = RunOutputs(out, cfg.report_items)
-    claps = {k: p for k, p in (("clap", cfg.clap), ("laion", cfg.laion_clap)) if p}
+    claps = {k: p for k, p in (("clap", cfg.clap), ("laion", cfg.laion_clap), ("judge", cfg.clap_judge)) if p}
     same = lambda path: bundle_stem(path).resolve()  # noqa: E731  (two names of one bundle compare equal)
     optimized = {same(c.embedder_path) for c in composite.controls if getattr(c, "embedder_path", None)}
     self_graded = {k for k, p in claps.items() if same(p) in optimized}
@@ -320,12 +331,16 @@ def report_callbacks(cfg: ITOConfig, gen, composite: CompositeControl, target_se
         exclude = [c["clip_id"] for c in clips or []]
         callbacks.append(AudioReport(outputs, claps, captions, cfg.shards, cfg.fad_reference, exclude, self_graded))
     callbacks += [ControlReport(outputs, c, ts, cfg.method) for c, ts in zip(composite.controls, target_sets)]
+    if cfg.tagger:
+        callbacks.append(TagReport(outputs, cfg.tagger, captions))
     return callbacks + [SummaryReport(outputs, cfg, target_sets)]
 
 
 def run_device(cfg: ITOConfig) -> str:
-    """"cuda" or "cpu": the config's device, "auto" meaning CUDA when there is one."""
-    return "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    """"cuda", "cuda:N" or "cpu": the config's device, "auto" meaning CUDA when there is one."""
+    if cfg.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return cfg.device
 
 
 def run_ito(cfg: ITOConfig) -> dict:
@@ -361,8 +376,10 @@ def _run_lightning(cfg: ITOConfig, surrogate, composite, shape, device: str, cal
     module = ITOModule(surrogate, composite, shape, steps=cfg.steps, m=cfg.m, lr=cfg.lr,
                        prior_weight=cfg.prior_weight, seed=cfg.seed)
     logger = pl.loggers.TensorBoardLogger(str(out), name="tb", version="") if cfg.tensorboard else False
-    trainer = pl.Trainer(max_steps=cfg.steps, accelerator="gpu" if device == "cuda" else "cpu",
-                         devices=1, logger=logger, callbacks=callbacks, enable_checkpointing=False,
+    gpu = device.startswith("cuda")
+    trainer = pl.Trainer(max_steps=cfg.steps, accelerator="gpu" if gpu else "cpu",
+                         devices=[int(device.split(":")[1])] if gpu and ":" in device else 1, logger=logger,
+                         callbacks=callbacks, enable_checkpointing=False,
                          enable_model_summary=False, enable_progress_bar=cfg.progress_bar,
                          gradient_clip_val=cfg.gradient_clip, log_every_n_steps=1, num_sanity_val_steps=0)
     trainer.fit(module)

@@ -17,6 +17,9 @@ $(BIN)/.stamp-install: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[dev,text]"
+	# litdata (streaming shards): without its torchvision requirement, whose wheel would replace a CPU torch
+	$(BIN)/pip install -q --no-deps "litdata>=0.2.70,<0.3"
+	$(BIN)/pip install -q "boto3>=1.30" filelock requests urllib3
 	touch $@
 
 install: $(BIN)/.stamp-install

@@ -111,6 +111,24 @@ def _add_shards(sub) -> None:
     p.set_defaults(fn=_shards)
 
 
+def _stream(args) -> int:
+    from ditto2.data.streaming import to_streaming
+
+    counts = to_streaming(args.src, args.out, chunk_bytes=args.chunk_bytes, workers=args.workers)
+    print(f"streamable copy of {args.src} in {args.out} ({', '.join(f'{k} {v}' for k, v in counts.items())} clips); "
+          f"train from it with --data.stream {args.out} (a local folder, or the same folder copied to s3://...)")
+    return 0
+
+
+def _add_stream(sub) -> None:
+    p = sub.add_parser("stream", help="convert a shard folder into litdata's streaming format (one folder per split)")
+    p.add_argument("src", help="a shard folder (ditto2 shards ...)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--chunk-bytes", default="64MB")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(fn=_stream)
+
+
 def _add_vocode(sub) -> None:
     p = sub.add_parser("vocode", help="round-trip audio through the preset's mel and Griffin-Lim")
     p.add_argument("input")
@@ -310,6 +328,7 @@ def _main(argv: list[str]) -> int:
                                      epilog="Errors are one line; add --debug to any command for the traceback.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_shards(sub)
+    _add_stream(sub)
     _add_vocode(sub)
     _add_model_commands(sub)
     _add_ito(sub)

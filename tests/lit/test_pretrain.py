@@ -10,7 +10,7 @@ from ditto2.models.bundle import load_bundle
 from ditto2.models.generator import load_generator
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2].joinpath("experiments")
-EXPERIMENTS = sorted(p for p in EXPERIMENTS_DIR.rglob("*.yaml") if p.parent.name in ("pretrain", "distill", "clap"))
+EXPERIMENTS = sorted(p for p in EXPERIMENTS_DIR.rglob("*.yaml") if p.parent.name in ("pretrain", "distill", "clap", "tagger"))
 # a UNet small enough to train a few steps in a second
 SMALL = ["--model.init_args.unet_overrides", "{base_channels: 8, channel_mults: [1, 2], attn_levels: [1], num_heads: 2}"]
 
@@ -28,8 +28,9 @@ def test_every_experiment_yaml_builds(path, synth_tiny, synth_paper, teacher_tin
     shards = synth_paper if preset == "paper" else synth_tiny
     teacher = teacher_paper if preset == "paper" else teacher_tiny
     extra = ["--model.init_args.teacher", str(teacher)] if path.parent.name == "distill" else []
-    # *-uncond* files are layered over their tagged recipe (e.g. tiny.yaml + tiny-uncond.yaml)
-    configs = ["--config", str(path.with_name(path.name.replace("-uncond", "")))] if "-uncond" in path.name else []
+    # *-uncond* / *-fsdp* files are layered over their recipe (e.g. tiny.yaml + tiny-uncond.yaml)
+    overlay = next((tag for tag in ("-uncond", "-fsdp") if tag in path.name), None)
+    configs = ["--config", str(path.with_name(path.name.replace(overlay, "")))] if overlay else []
     cli = run_lightning_cli([*configs, "--config", str(path), "--data.root", str(shards), "--trainer.accelerator", "cpu",
                              "--trainer.devices", "1", "--trainer.strategy", "auto", "--trainer.precision", "32-true",
                              "--trainer.logger.init_args.save_dir", str(tmp_path), *extra], run=False)
@@ -116,3 +117,15 @@ def test_a_run_stopped_between_checkpoints_keeps_its_last_steps(synth_tiny, tmp_
                   "--trainer.val_check_interval", "3"))
     last = tmp_path / "logs" / "pretrain-tiny" / "main" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=False)["global_step"] == 3
+
+
+def test_the_fsdp_overlay_builds_its_strategy():
+    """experiments/pretrain/paper-fsdp.yaml: the strategy it names is built from its arguments (the multi-GPU run
+    itself needs GPUs; the overlay's other keys are parsed by test_every_experiment_yaml_builds)."""
+    import yaml
+    from pytorch_lightning.strategies import FSDPStrategy
+
+    spec = yaml.safe_load((EXPERIMENTS_DIR / "pretrain" / "paper-fsdp.yaml").read_text())["trainer"]["strategy"]
+    assert spec["class_path"] == "pytorch_lightning.strategies.FSDPStrategy"
+    strategy = FSDPStrategy(**spec["init_args"])
+    assert strategy.sharding_strategy.name == "FULL_SHARD" and strategy._state_dict_type == "full"

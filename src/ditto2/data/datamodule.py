@@ -78,6 +78,11 @@ class MelShardDataModule(pl.LightningDataModule):
     ``preset`` (or ``mel``) is the mel config the model expects; a shard set built with another
     config is an error before any compute. Under DDP, Lightning swaps in a DistributedSampler so each
     rank reads its own part; shuffling is seeded so runs are repeatable.
+
+    ``stream``: read the clips from a litdata copy of the shards (``ditto2 stream``; a local folder, a shared
+    filesystem, or ``s3://...``) instead of ``root``'s shard files; ``root`` still supplies the contract (its
+    index.json and clips.jsonl, a few MB). litdata then splits the clips between ranks; ``stream_cache`` is where
+    remote chunks are kept (bounded by litdata's cache size).
     """
 
     def __init__(
@@ -89,6 +94,8 @@ class MelShardDataModule(pl.LightningDataModule):
         seed: int = 0,
         in_memory: bool = True,
         eval_batch_size: Optional[int] = None,
+        stream: Optional[str] = None,
+        stream_cache: Optional[str] = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -98,7 +105,11 @@ class MelShardDataModule(pl.LightningDataModule):
             mel_preset(preset).check_matches(self.mel_config, what=f"shards at {root}")
         self.normalizer = MelNormalizer.from_dict(self.index["stats"])
         self.vocab = TagVocab.from_dict(self.index["vocab"])
-        self.datasets: dict[str, MelShardDataset] = {}
+        if stream:
+            from ditto2.data.streaming import check_contract
+
+            check_contract(root, stream)
+        self.datasets: dict = {}
 
     def data_info(self) -> dict:
         """What a model must carry to read and write this data (see ditto2.models.bundle)."""
@@ -110,9 +121,16 @@ class MelShardDataModule(pl.LightningDataModule):
         return self.vocab.sizes
 
     def setup(self, stage: Optional[str] = None) -> None:
+        h = self.hparams
         for split in ("train", "val", "test"):
-            if split not in self.datasets:
-                self.datasets[split] = MelShardDataset(self.hparams.root, split, self.hparams.in_memory)
+            if split in self.datasets:
+                continue
+            if h.stream:
+                from ditto2.data.streaming import streaming_split
+
+                self.datasets[split] = streaming_split(h.stream, split, split == "train", h.seed, h.stream_cache)
+            else:
+                self.datasets[split] = MelShardDataset(h.root, split, h.in_memory)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
@@ -120,6 +138,10 @@ class MelShardDataModule(pl.LightningDataModule):
         if len(ds) == 0:
             raise ValueError(f"split {split!r} of {self.hparams.root} has no clips")
         bs = self.hparams.batch_size if shuffle else (self.hparams.eval_batch_size or self.hparams.batch_size)
+        if self.hparams.stream:  # litdata shuffles (seeded) and splits between ranks itself
+            from litdata import StreamingDataLoader
+
+            return StreamingDataLoader(ds, batch_size=min(bs, len(ds)), num_workers=self.hparams.num_workers)
         return DataLoader(
             ds, batch_size=min(bs, len(ds)), shuffle=shuffle, drop_last=shuffle and len(ds) >= bs,
             num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0,

@@ -42,6 +42,8 @@ class SampleLogMixin:
 
     @torch.no_grad()
     def log_samples(self) -> None:
+        if self.hparams.n_log_samples < 1:  # n_log_samples: 0 switches sample logging off
+            return
         noise, tags = self.fixed_noise_and_tags()
         titles = self.tag_titles(tags)
         step = self.global_step

@@ -10,7 +10,7 @@ PRESET ?= tiny
 SHARDS ?= data/shards/debian-$(PRESET)
 DEMO_SHARDS ?= data/shards/demo-$(PRESET)
 
-.PHONY: install lint test demo shards shards-synth bench-data bench-ito bench bench-paper-speed pretrain export-teacher distill-cm distill-ctm export-students bench-distill clap export-clap ito clean
+.PHONY: install lint test demo shards shards-synth bench-data bench-ito bench bench-paper-speed pretrain export-teacher distill-cm distill-ctm export-students bench-distill clap export-clap tagger clap-judge bench-table3 bench-scale ito clean
 
 $(BIN)/.stamp-install: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -65,6 +65,28 @@ clap: install
 
 export-clap: install
 	$(BIN)/ditto2 export lightning_logs/clap-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/clap
+
+# Graders of text control that no control optimizes: the genre / mood / tempo tagger and the judging CLAP
+# (another audio tower, another seed) -> checkpoints/$(PRESET)/{tagger,clap-judge}
+tagger: install
+	@test -f $(SHARDS)/index.json || $(MAKE) shards PRESET=$(PRESET)
+	$(BIN)/ditto2 fit --config experiments/tagger/$(PRESET).yaml --data.root $(SHARDS) $(ARGS)
+	$(BIN)/ditto2 export lightning_logs/tagger-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/tagger
+
+clap-judge: install
+	@test -f $(SHARDS)/index.json || $(MAKE) shards PRESET=$(PRESET)
+	$(BIN)/ditto2 fit --config experiments/clap/judge-$(PRESET).yaml --data.root $(SHARDS) $(ARGS)
+	$(BIN)/ditto2 export lightning_logs/clap-judge-$(PRESET)/main/checkpoints/last.ckpt checkpoints/$(PRESET)/clap-judge
+
+# Table 3 with those graders (tagged, null-tag and U-DITTO-2 rows + real clips) -> results/bench-table3/
+bench-table3: install
+	$(BIN)/ditto2 bench --config experiments/bench/table3-tiny.yaml
+	$(BIN)/ditto2 bench --config experiments/bench/text-uncond-tiny.yaml
+	$(BIN)/ditto2 bench --merge results/bench-table3/tagged results/bench-table3/uncond --out results/bench-table3
+
+# The paper preset's training / ITO speed under bf16-mixed and torch.compile -> results/bench-scale/ (a GPU's job)
+bench-scale: install
+	$(BIN)/python -m ditto2.bench.scale $(ARGS)
 
 # Students vs the teacher's 20-step output on 64 fixed noises -> results/bench-distill/
 bench-distill: install

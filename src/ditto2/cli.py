@@ -218,9 +218,30 @@ def _ito(args) -> int:
         cfg = make_config(cfg, controls=[{**vars(spec), "target": target}])
     elif args.offset is not None:
         raise ValueError("--offset goes with --target PATH")
+    if args.devices > 1:
+        return _ito_spread(cfg, args.devices)
     summary = run_ito(cfg)
     print(json.dumps({k: v for k, v in summary.items() if k != "items"}, indent=1))
     print(f"per-item wav, plots and JSON in {cfg.out}/item_*/; tensorboard --logdir {cfg.out}")
+    return 0
+
+
+def _ito_spread(cfg, devices: int) -> int:
+    """A large batch as ``devices`` runs of batch / devices items (seeds seed, seed + 1, ...), one process each (on
+    cuda:k when there are that many GPUs), merged into one summary: the bench's cell runner."""
+    import math
+
+    import torch
+
+    from ditto2.bench.ito import run_cell
+
+    part = math.ceil(cfg.batch / devices)
+    cell = run_cell(cfg, n=cfg.batch, batch=part, seed=cfg.seed, out=cfg.out, devices=devices,
+                    threads=max(1, torch.get_num_threads()))
+    Path(cfg.out, "summary.json").write_text(json.dumps(cell, indent=1))
+    print(json.dumps(cell, indent=1))
+    print(f"{cell['runs']} runs of up to {part} items in {cfg.out}/run*/ (each: wavs, plots, JSON); merged: "
+          f"{cfg.out}/summary.json")
     return 0
 
 
@@ -234,6 +255,8 @@ def _add_ito(sub) -> None:
     p.add_argument("--continue", dest="continue_from", metavar="AUDIO",
                    help="continue this recording by chained outpainting (with --seconds)")
     p.add_argument("--seconds", type=float, help="--continue: seconds of new music after the recording")
+    p.add_argument("--devices", type=int, default=1, help="split the batch over this many processes / GPUs (runs "
+                   "of batch/devices items, seeds seed, seed+1, ...) and merge their results")
     p.set_defaults(fn=_ito)
 
 

@@ -1,23 +1,27 @@
-"""A benchmark cell spread over 2 processes merges into the cell one process computes (same runs, same seeds)."""
+"""Items spread over 2 processes (`ditto2 ito --devices 2`, a bench YAML's `devices: 2`: the same runner) merge into
+what one process computes: the same runs (seed, seed + 1, ...), the same items, the same means."""
 import json
 
 import pytest
 
 from ditto2.bench.ito import run_cell
+from ditto2.cli import main
 from ditto2.runs.ito import ControlSpec, make_config
 
 
-def test_a_cell_over_two_processes_equals_the_one_process_cell(synth_tiny, teacher_tiny, student_bundles, tmp_path):
-    ito = make_config(teacher=str(teacher_tiny), cm=str(student_bundles["cm"]), ctm=str(student_bundles["ctm"]),
-                      shards=str(synth_tiny), controls=[ControlSpec(name="intensity")], steps=2, tensorboard=False,
-                      report_items=0, device="cpu", engine="loop")
-    one = run_cell(ito, n=4, batch=2, seed=3, out=str(tmp_path / "one"), devices=1, threads=2)
-    two = run_cell(ito, n=4, batch=2, seed=3, out=str(tmp_path / "two"), devices=2, threads=2)
-    assert one["runs"] == two["runs"] == 2 and two["devices"] == 2
+def test_a_batch_over_two_processes_equals_the_one_process_cell(synth_tiny, teacher_tiny, student_bundles, tmp_path):
+    common = dict(teacher=str(teacher_tiny), cm=str(student_bundles["cm"]), ctm=str(student_bundles["ctm"]),
+                  shards=str(synth_tiny), steps=2, tensorboard=False, report_items=0, device="cpu", engine="loop")
+    one = run_cell(make_config(controls=[ControlSpec(name="intensity")], **common), n=4, batch=2, seed=3,
+                   out=str(tmp_path / "one"), devices=1, threads=2)
+    assert main(["ito", *(f"{k}={v}" for k, v in common.items()), "batch=4", "seed=3", f"out={tmp_path / 'two'}",
+                 "--devices", "2"]) == 0
+    two = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert one["runs"] == two["runs"] == 2 and two["devices"] == 2 and two["n"] == 4
     assert two["metrics_mean"].keys() == one["metrics_mean"].keys()
     for key, value in one["metrics_mean"].items():
         assert two["metrics_mean"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
-    # run j of both cells is the same run (seed 3 + j): its targets and loss curve match item by item
+    # run j of both is the same run (seed 3 + j): its targets and grades match item by item
     for j in range(2):
         a, b = (json.loads((tmp_path / d / f"run{j:02d}" / "items.json").read_text()) for d in ("one", "two"))
         assert [x["target"] for x in a] == [x["target"] for x in b]

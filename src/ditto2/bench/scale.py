@@ -136,6 +136,7 @@ def main(argv=None) -> int:
     p.add_argument("--compile", nargs="*", default=["off", "inductor"],
                    help="off | a torch.compile backend (inductor on a GPU; eager checks the wiring cheaply)")
     p.add_argument("--decode-steps", type=int, default=2)
+    p.add_argument("--stages", nargs="*", default=["pretrain", "ito"], choices=["pretrain", "ito"])
     p.add_argument("--contract", default="checkpoints/tiny/teacher", help="a bundle whose tag vocabulary to borrow")
     args = p.parse_args(argv)
     import torch
@@ -153,9 +154,10 @@ def main(argv=None) -> int:
         for precision in args.precision:
             for backend in args.compile:
                 backend = None if backend == "off" else backend
-                for run in (lambda: pretrain_speed(bundles, device, precision, backend, args.steps, args.batch),
-                            lambda: ito_speed(bundles, device, precision, backend, args.steps, args.decode_steps)):
-                    row = {"precision": precision, "compile": backend or "off", **run()}
+                runs = {"pretrain": lambda: pretrain_speed(bundles, device, precision, backend, args.steps, args.batch),
+                        "ito": lambda: ito_speed(bundles, device, precision, backend, args.steps, args.decode_steps)}
+                for stage in args.stages:
+                    row = {"precision": precision, "compile": backend or "off", **runs[stage]()}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"

@@ -14,12 +14,14 @@ SMALL_UNET = "{base_channels: 8, channel_mults: [1, 2], attn_levels: [1], num_he
 STAGES = {
     "pretrain": ["--config", "experiments/pretrain/tiny.yaml", "--model.init_args.unet_overrides", SMALL_UNET,
                  "--model.init_args.n_log_samples", "0"],
+    "cm": ["--config", "experiments/distill/cm-tiny.yaml", "--model.init_args.n_log_samples", "0",
+           "--model.init_args.n_bias_samples", "0"],
     "ctm": ["--config", "experiments/distill/ctm-tiny.yaml", "--model.init_args.n_log_samples", "0",
             "--model.init_args.n_bias_samples", "0"],
     "clap": ["--config", "experiments/clap/tiny.yaml", "--model.init_args.channels", "[4, 8]",
              "--model.init_args.embed_dim", "16"],
 }
-RUN_DIRS = {"pretrain": "pretrain-tiny", "ctm": "distill-ctm-tiny", "clap": "clap-tiny"}
+RUN_DIRS = {"pretrain": "pretrain-tiny", "cm": "distill-cm-tiny", "ctm": "distill-ctm-tiny", "clap": "clap-tiny"}
 
 
 def ddp_fit(stage, shards, tmp_path, steps, *extra):
@@ -44,9 +46,9 @@ def check_ddp(ranks, steps):
     assert ranks[0]["digest"] == ranks[1]["digest"], "the ranks' weights differ after the steps"
 
 
-@pytest.mark.parametrize("stage", ["pretrain", "ctm", "clap"])
+@pytest.mark.parametrize("stage", ["pretrain", "cm", "ctm", "clap"])
 def test_ddp_two_ranks(stage, synth_tiny, teacher_tiny, tmp_path):
-    extra = ["--model.init_args.teacher", str(teacher_tiny)] if stage == "ctm" else []
+    extra = ["--model.init_args.teacher", str(teacher_tiny)] if stage in ("cm", "ctm") else []
     check_ddp(ddp_fit(stage, synth_tiny, tmp_path, 2, *extra), 2)
     checkpoints = list((tmp_path / "logs" / RUN_DIRS[stage]).rglob("*.ckpt"))
     assert [p.name for p in checkpoints] == ["last.ckpt"], checkpoints  # one checkpoint, written once

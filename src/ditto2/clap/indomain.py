@@ -8,7 +8,6 @@ bundles and checkpoints hold only what this project trained.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -21,11 +20,12 @@ from torch import nn
 
 from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.clap.text import TEXT_FEATURES_ENV, TEXT_PACKAGE, MiniLMText, read_text_features
+from ditto2.nn.configs import JsonConfig
 from ditto2.nn.tagger import TemporalConvConfig, TemporalConvNet
 
 
 @dataclass(frozen=True)
-class InDomainClapConfig:
+class InDomainClapConfig(JsonConfig):
     embed_dim: int = 128
     channels: tuple = (16, 32, 64, 128)  # one stride-2 stage each; GroupNorm, so batch size 1 works
     text_dim: int = 384  # MiniLM hidden size
@@ -36,16 +36,6 @@ class InDomainClapConfig:
     # with the CLAP a text control optimizes
     audio_tower: str = "cnn"
     n_mels: int = 64  # the tconv tower's input channels
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "InDomainClapConfig":
-        d = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
-        if "channels" in d:
-            d["channels"] = tuple(d["channels"])
-        return cls(**d)
 
 
 def _gn(c: int) -> nn.GroupNorm:

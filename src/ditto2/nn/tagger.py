@@ -6,30 +6,21 @@ inductive biases of the CLAP a text control optimizes.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from ditto2.nn.configs import JsonConfig
+
 
 @dataclass(frozen=True)
-class TemporalConvConfig:
+class TemporalConvConfig(JsonConfig):
     n_mels: int = 64
     width: int = 128
     dilations: tuple = (1, 2, 4, 8)  # one residual block each; receptive field ≈ 2·Σd + 1 frames
     dropout: float = 0.1
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TemporalConvConfig":
-        d = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
-        if "dilations" in d:
-            d["dilations"] = tuple(d["dilations"])
-        return cls(**d)
 
 
 class _Block(nn.Module):

@@ -82,7 +82,7 @@ clap-judge: install
 bench-table3: install
 	$(BIN)/ditto2 bench --config experiments/bench/table3-tiny.yaml
 	$(BIN)/ditto2 bench --config experiments/bench/text-uncond-tiny.yaml
-	$(BIN)/ditto2 bench --merge results/bench-table3/tagged results/bench-table3/uncond --out results/bench-table3
+	$(BIN)/python -m ditto2.bench.ito --merge results/bench-table3/tagged results/bench-table3/uncond --out results/bench-table3
 
 # The paper preset's training / ITO speed under bf16-mixed and torch.compile -> results/bench-scale/ (a GPU's job)
 bench-scale: install

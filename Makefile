@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/ruff check src tests examples
 
 test: install lint
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=15
 
 # Real-music shards for training: Debian's game-music packages (≈8.7 h), tiny mel preset by default.
 shards: install

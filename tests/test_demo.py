@@ -5,11 +5,12 @@ import shutil
 from ditto2.demo import main
 
 
-def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle, tmp_path):
+def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle, clap_judge_bundle, tagger_bundle,
+                         tmp_path):
     models = tmp_path / "models"
     models.mkdir()
     for src, name in ((teacher_tiny, "teacher"), (student_bundles["cm"], "cm"), (student_bundles["ctm"], "ctm"),
-                      (clap_bundle, "clap")):
+                      (clap_bundle, "clap"), (clap_judge_bundle, "clap-judge"), (tagger_bundle, "tagger")):
         for ext in (".safetensors", ".json"):
             shutil.copy(str(src) + ext, models / (name + ext))
     out = tmp_path / "demo"
@@ -28,6 +29,7 @@ def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
         assert r["ditto_s"] > 0 and r["ditto2_s"] > 0
         if r["control"] == "text":  # the text control optimizes the demo's CLAP: that score is only ever self-graded
             assert r["ditto2_clap"] is None and r["ditto2_clap_self_graded"] is not None
+            assert r["metric"] == "text_clap_judge_cosine"  # its grade comes from the models folder's judging CLAP
         else:
             assert r["ditto2_clap"] is not None and r["ditto2_clap_self_graded"] is None
         assert (out / r["control"] / "ditto.wav").exists() and (out / r["control"] / "ditto2.png").exists()

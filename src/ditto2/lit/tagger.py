@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from ditto2.audio.mel import MelConfig
 from ditto2.data.tags import TAG_FIELDS
 from ditto2.lit.optim import with_warmup
 from ditto2.nn.tagger import MelTagger, TemporalConvConfig
@@ -30,6 +31,7 @@ class TaggerModule(pl.LightningModule):
                  lr: float = 2e-3, weight_decay: float = 1e-3, warmup_steps: int = 100, gain_db: float = 6.0):
         super().__init__()
         self.save_hyperparameters()
+        self.mel_config = MelConfig.from_dict(data_info["mel"])  # the shards it reads (checked against the DataModule's)
         sizes = [len(data_info["vocab"]["values"][f]) for f in TAG_FIELDS]
         self.cfg = TemporalConvConfig(n_mels=data_info["mel"]["n_mels"], width=width, dilations=tuple(dilations),
                                       dropout=dropout)

@@ -4,7 +4,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ditto2.audio.mel import LogMel, MelNormalizer, mel_preset
+from ditto2.audio.mel import LogMel, MelNormalizer, NormalizedLogMel, mel_preset
 from ditto2.audio.vocoder import GriffinLimVocoder, spectral_convergence
 from ditto2.cli import main
 
@@ -28,6 +28,16 @@ def test_clip_gives_exact_frames_and_matches_librosa():
                                          pad_mode="reflect")
     ref = np.log(np.maximum(ref, CFG.log_floor))[:, : CFG.frames]
     assert np.abs(mel[0].numpy() - ref).max() < 5e-3  # float32 noise in near-silent bins
+
+
+def test_normalized_log_mel_is_on_the_mel_grid_for_any_length():
+    norm = MelNormalizer(-2.0, 3.0, 0.5)
+    to_mel = NormalizedLogMel(CFG, norm)
+    clip = chord()
+    assert torch.allclose(to_mel(clip), norm.normalize(LogMel(CFG).clip(clip)))  # a clip: exactly cfg.frames
+    for seconds in (0.5, 1.37):
+        wave = chord(seconds)
+        assert to_mel(wave).shape == (1, CFG.n_mels, wave.shape[-1] // CFG.hop_length)
 
 
 def test_normalizer_roundtrip():

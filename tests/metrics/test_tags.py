@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ditto2.audio.mel import MelNormalizer, mel_preset
-from ditto2.data.tags import TagVocab
+from ditto2.data.tags import TagVocab, caption, caption_bpm
 from ditto2.lit.tagger import tagger_bundle_meta
 from ditto2.metrics.tags import caption_tags, load_tagger
 from ditto2.models.bundle import save_bundle
@@ -23,6 +23,13 @@ def test_caption_tags_reads_the_papers_captions():
     assert caption_tags("A sad song.", v) == {"mood": "sad"}
     assert caption_tags("A song.", v) == {}
     assert caption_tags("A rockabilly song.", v) == {}  # whole words only
+
+
+def test_caption_bpm_reads_back_the_tempo_caption_wrote():
+    assert caption_bpm(caption({"mood": "calm", "genre": "ambient", "tempo": 71.6})) == 72.0
+    assert caption_bpm("A song at 128.5 beats per minute.") == 128.5
+    assert caption_bpm(caption({"genre": "rock"})) is None
+    assert caption_bpm("A song at fast beats per minute.") is None
 
 
 def _forced_tagger(tmp_path, genre: int, mood: int, tempo: int):

@@ -98,6 +98,11 @@ class LogMel(nn.Module):
         """Log-mel of clips of exactly cfg.clip_samples samples -> exactly cfg.frames frames."""
         return self(wave)[..., : self.cfg.frames]
 
+    def grid(self, wave: torch.Tensor) -> torch.Tensor:
+        """Log-mel of audio of any length on the mel grid: ``T // hop_length`` frames (at least 1); the centered
+        STFT has one frame more, dropped as in ``clip``."""
+        return self(wave)[..., : max(1, wave.shape[-1] // self.cfg.hop_length)]
+
 
 @dataclass(frozen=True)
 class MelNormalizer:
@@ -119,3 +124,15 @@ class MelNormalizer:
     @classmethod
     def from_dict(cls, d: dict) -> "MelNormalizer":
         return cls(float(d["mean"]), float(d["std"]), float(d.get("target_std", 0.5)))
+
+
+class NormalizedLogMel(nn.Module):
+    """waveform (B, T) at ``cfg.sample_rate`` -> normalized log-mel (B, n_mels, T // hop_length): the front end of
+    a model trained on the shards' mels (the in-domain CLAP, the tagger) hearing audio."""
+
+    def __init__(self, cfg: MelConfig, normalizer: MelNormalizer):
+        super().__init__()
+        self.logmel, self.normalizer = LogMel(cfg), normalizer
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.normalizer.normalize(self.logmel.grid(wave))

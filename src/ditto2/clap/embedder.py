@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ditto2.audio.mel import LogMel, MelConfig, MelNormalizer
+from ditto2.audio.mel import MelConfig, MelNormalizer, NormalizedLogMel
 
 # ---------------------------------------------------------------- resampling
 
@@ -99,7 +99,7 @@ class InDomainClapEmbedder(AudioTextEmbedder):
     def __init__(self, model: nn.Module, mel_config: MelConfig, normalizer: MelNormalizer):
         super().__init__()
         self.model, self.mel_config, self.normalizer = model, mel_config, normalizer
-        self.logmel = LogMel(mel_config)
+        self.to_mel = NormalizedLogMel(mel_config, normalizer)
         self.sample_rate, self.dim = mel_config.sample_rate, model.cfg.embed_dim
         self._freeze()
 
@@ -112,10 +112,7 @@ class InDomainClapEmbedder(AudioTextEmbedder):
         return self.model.embed_mel(mel)
 
     def embed_audio(self, wave: torch.Tensor, sr: int) -> torch.Tensor:
-        wave = resample(wave, sr, self.sample_rate)
-        # LogMel's centered STFT has one frame more than the mel grid (MelConfig.clip_samples)
-        logmel = self.logmel(wave)[..., : max(1, wave.shape[-1] // self.mel_config.hop_length)]
-        return self.embed_mel(self.normalizer.normalize(logmel))
+        return self.embed_mel(self.to_mel(resample(wave, sr, self.sample_rate)))
 
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
         return self.model.embed_text(list(texts))

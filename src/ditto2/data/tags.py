@@ -1,6 +1,7 @@
 """Tag fields, the tag vocabulary (id 0 = null, for CFG dropout) and the paper's captions."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 TAG_FIELDS = ("genre", "mood", "tempo_bucket")
@@ -33,6 +34,12 @@ def caption(tags: dict) -> str:
     if tags.get("tempo") not in (None, ""):
         text += f" at {int(round(float(tags['tempo'])))} beats per minute"
     return text + "."
+
+
+def caption_bpm(text: str):
+    """The tempo a caption names ("... at 72 beats per minute." -> 72.0), or None when it names none."""
+    match = re.search(r"(\d+(?:\.\d+)?) beats per minute", str(text))
+    return float(match.group(1)) if match else None
 
 
 @dataclass

@@ -10,9 +10,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ditto2.audio.mel import LogMel, MelConfig, MelNormalizer
+from ditto2.audio.mel import MelConfig, MelNormalizer, NormalizedLogMel
 from ditto2.clap.embedder import resample
-from ditto2.data.tags import TAG_FIELDS, tempo_bucket
+from ditto2.data.tags import TAG_FIELDS, caption_bpm, tempo_bucket
 from ditto2.models.bundle import read_bundle
 from ditto2.nn.tagger import MelTagger, TemporalConvConfig
 
@@ -23,9 +23,9 @@ def caption_tags(text: str, values: dict[str, list[str]]) -> dict[str, str]:
     left out."""
     words = set(re.findall(r"[a-z][a-z\-]*", text.lower()))
     out = {f: v for f in ("genre", "mood") for v in values.get(f, [])[1:] if v.lower() in words}
-    bpm = re.search(r"(\d+(?:\.\d+)?) beats per minute", text)
-    if bpm and tempo_bucket(bpm.group(1)) in values.get("tempo_bucket", []):
-        out["tempo_bucket"] = tempo_bucket(bpm.group(1))
+    bpm = caption_bpm(text)
+    if bpm is not None and tempo_bucket(bpm) in values.get("tempo_bucket", []):
+        out["tempo_bucket"] = tempo_bucket(bpm)
     return out
 
 
@@ -39,13 +39,12 @@ class TagGrader(torch.nn.Module):
         self.mel_config = MelConfig.from_dict(data["mel"])
         self.normalizer = MelNormalizer.from_dict(data["stats"])
         self.values = {f: list(data["vocab"]["values"][f]) for f in TAG_FIELDS}
-        self.logmel = LogMel(self.mel_config)
+        self.to_mel = NormalizedLogMel(self.mel_config, self.normalizer)
         self.requires_grad_(False)
 
     def probabilities(self, wave: torch.Tensor, sr: int) -> list[torch.Tensor]:
         """(B, T) audio -> per field (B, n_values) probabilities over the vocabulary (null id 0 gets 0)."""
-        wave = resample(wave.float(), sr, self.mel_config.sample_rate)
-        mel = self.normalizer.normalize(self.logmel(wave)[..., : max(1, wave.shape[-1] // self.mel_config.hop_length)])
+        mel = self.to_mel(resample(wave.float(), sr, self.mel_config.sample_rate))
         with torch.no_grad():
             logits = self.model(mel)
         return [torch.nn.functional.pad(lg.softmax(-1), (1, 0)) for lg in logits]

@@ -23,7 +23,6 @@ import json
 import math
 import multiprocessing as mp
 import platform
-import re
 import resource
 import time
 import traceback
@@ -237,7 +236,7 @@ class Bench:
                      "config": dataclasses.asdict(cfg), "skipped": []}
         self.reference = {}  # FAD reference embeddings per CLAP ("clap": in-domain, "judge", "laion")
         self.floor = {}  # FAD of n real held-out clips (disjoint from the reference) against it, per CLAP
-        self.floor_clips: list = []  # those n real clips' index rows (Table 3 grades them: what real music gets)
+        self.floor_set = None  # those n real clips (rows, embeddings, audio): Table 3 grades them, what real music gets
         if self.ito.shards and cfg.fad_reference:
             self.fad_sets()
         self.writer = None
@@ -256,7 +255,7 @@ class Bench:
 
         from ditto2.data.heldout import clip_order
         from ditto2.metrics.fad import fad_against
-        from ditto2.metrics.reference import reference_embeddings, target_clip_ids
+        from ditto2.metrics.reference import reference_set, target_clip_ids
 
         cfg, shards = self.cfg, self.ito.shards
         runs = math.ceil(cfg.n / cfg.batch)
@@ -271,17 +270,17 @@ class Bench:
             floor = available >= n_ref + cfg.n
         device = "cuda" if torch.cuda.is_available() and self.ito.device != "cpu" else "cpu"
         self.meta.update({"fad_reference_excluded_clips": len(exclude), "fad_floor_n": cfg.n if floor else None})
-        for key, (attr, _) in CLAPS.items():
-            path = getattr(self.ito, attr)
-            if not path:
-                continue
-            ref = reference_embeddings(shards, path, n_ref, device=device, exclude=exclude)
-            self.reference[key] = ref
-            self.meta["fad_reference_clips"] = int(ref.shape[0])
-            if floor:
-                self.floor_clips = clip_order(shards, "test", exclude=exclude)[ref.shape[0] : ref.shape[0] + cfg.n]
-                real = reference_embeddings(shards, path, cfg.n, device=device, exclude=exclude, skip=ref.shape[0])
-                value = fad_against(ref, real)
+        claps = {key: getattr(self.ito, attr) for key, (attr, _) in CLAPS.items() if getattr(self.ito, attr)}
+        if not claps:
+            return
+        ref = reference_set(shards, claps, n_ref, device=device, exclude=exclude)
+        self.reference = ref.embeddings
+        self.meta["fad_reference_clips"] = len(ref.rows)
+        if floor:  # the floor's clips are vocoded once for every CLAP, and kept for Table 3's real-clips row
+            self.floor_set = reference_set(shards, claps, cfg.n, device=device, exclude=exclude, skip=len(ref.rows),
+                                           keep_waves=bool(self.ito.clap_judge or self.ito.tagger))
+            for key, real in self.floor_set.embeddings.items():
+                value = fad_against(ref.embeddings[key], real)
                 self.floor[key] = None if value is None else round(value, 5)
         self.meta["fad_floor"] = self.floor.get("clap")
 
@@ -290,45 +289,31 @@ class Bench:
         held-out clips against their own captions, through the same Griffin-Lim road as generations: what a
         generator that matched every caption like real music would score."""
         import numpy as np
-        import torch
 
-        from ditto2.audio.mel import MelConfig, MelNormalizer
-        from ditto2.audio.vocoder import GriffinLimVocoder
-        from ditto2.data.heldout import load_mels
-        from ditto2.metrics import control as grader
+        from ditto2.metrics.captions import caption_grades
 
-        if not self.floor_clips or not (self.ito.clap_judge or self.ito.tagger):
+        if self.floor_set is None or self.floor_set.waves is None:
             return None
-        index = json.loads((Path(self.ito.shards) / "index.json").read_text())
-        mel_cfg = MelConfig.from_dict(index["mel"])
-        vocoder = GriffinLimVocoder(mel_cfg, MelNormalizer.from_dict(index["stats"]))
-        mels = load_mels(self.ito.shards, self.floor_clips)
-        with torch.no_grad():
-            waves = torch.cat([vocoder(mels[i : i + 32]) for i in range(0, len(mels), 32)]).numpy()
-        captions = [c["caption"] for c in self.floor_clips]
-        items = [{} for _ in captions]
+        judge = tagger = None
         if self.ito.clap_judge:
             from ditto2.clap.load import load_embedder
-            from ditto2.metrics.clap_score import clap_cosines
 
             judge = load_embedder(self.ito.clap_judge)
-            with torch.no_grad():
-                a = torch.cat([judge.embed_audio(torch.from_numpy(waves[i : i + 32]), mel_cfg.sample_rate)
-                               for i in range(0, len(waves), 32)])
-                cos = clap_cosines(a, judge.embed_text(captions))
-            for item, c in zip(items, cos.tolist()):
-                item["text_clap_judge_cosine"] = item["clap_judge_score"] = round(c, 5)
         if self.ito.tagger:
             from ditto2.metrics.tags import load_tagger
 
-            for item, g in zip(items, load_tagger(self.ito.tagger).grade(waves, mel_cfg.sample_rate, captions)):
-                item.update(g)
-        for item, wave, caption in zip(items, waves, captions):
-            bpm = re.search(r"(\d+(?:\.\d+)?) beats per minute", caption)
-            if bpm:
-                errors = grader.tempo_errors(grader.tempo_bpm(wave, mel_cfg.sample_rate, mel_cfg.hop_length),
-                                             float(bpm.group(1)))
-                item.update({f"text_tempo_{k}": v for k, v in errors.items()})
+            tagger = load_tagger(self.ito.tagger)
+        hop = json.loads((Path(self.ito.shards) / "index.json").read_text())["mel"]["hop_length"]
+        fs = self.floor_set
+        captions = [c["caption"] for c in fs.rows]
+        items = []
+        for grades in caption_grades(fs.waves, fs.sample_rate, captions, hop, judge, tagger):
+            # the text control's keys (text_clap_judge_cosine, text_tempo_*), as in a generation's items
+            item = {k: v for k, v in grades.items() if not k.startswith("tempo_")}
+            item.update({f"text_{k}": v for k, v in grades.items() if k.startswith("tempo_")})
+            if "clap_judge_score" in grades:
+                item["text_clap_judge_cosine"] = grades["clap_judge_score"]
+            items.append(item)
         means = {k: float(np.mean(v)) for k, v in _by_metric(items).items()}
         key = "text_clap_judge_cosine" if "text_clap_judge_cosine" in means else None
         return {"table": "text", "control": "text", "label": "real clips", "method": "real", "condition": "tags",

@@ -1,7 +1,6 @@
 """Text control (paper §5.4): L = 1 − cos(CLAP_audio(x₀), CLAP_text(y)), both embeddings L2-normalized."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Optional, Union
 
@@ -127,14 +126,9 @@ class TextControl(Control):
     def extra_grades(self, wave, sample_rate, metric_target) -> dict:
         """Tempo of the decoded audio (librosa) vs the caption's "... at N beats per minute": an instrument the
         CLAP never was. Captions without a tempo give no tempo grade."""
-        from ditto2.metrics import control as grader
+        from ditto2.metrics.captions import tempo_grades
 
-        match = re.search(r"(\d+(?:\.\d+)?) beats per minute", str(metric_target))
-        if not match:
-            return {}
-        bpm = grader.tempo_bpm(wave, sample_rate, self.ctx.cfg.hop_length)
-        errors = grader.tempo_errors(bpm, float(match.group(1)))
-        return {"tempo_bpm": round(bpm, 2), **{f"tempo_{k}": v for k, v in errors.items()}}
+        return tempo_grades(wave, sample_rate, str(metric_target), self.ctx.cfg.hop_length)
 
     def grade(self, wave, sample_rate, metric_target) -> float:
         """Cosine of the decoded AUDIO and the caption in the judging CLAP (another audio tower, another seed,

@@ -158,14 +158,10 @@ class AudioReport(ReportCallback):
     def embeddings(self, path: str, device) -> tuple[torch.Tensor, torch.Tensor]:
         """(audio (B, D), caption text (B, D)) embeddings in the CLAP at ``path``."""
         from ditto2.clap.load import load_embedder
+        from ditto2.metrics.captions import audio_text_embeddings
 
-        waves = torch.from_numpy(self.outputs.waves).to(device)
-        clap = load_embedder(path).to(device)
-        with torch.no_grad():
-            a = torch.cat([clap.embed_audio(waves[i : i + 64], self.outputs.sample_rate)
-                           for i in range(0, waves.shape[0], 64)])
-            t = clap.embed_text(self.captions).to(a)
-        return a.float().cpu(), t.float().cpu()
+        return audio_text_embeddings(load_embedder(path).to(device), self.outputs.waves, self.outputs.sample_rate,
+                                     self.captions)
 
     def fad(self, audio_emb: torch.Tensor, device, clap_path: str) -> tuple[Optional[float], str]:
         if not (self.fad_reference and self.shards):

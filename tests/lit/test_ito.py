@@ -250,7 +250,7 @@ def test_text_control_graded_by_a_judge_and_a_tagger(synth_tiny, teacher_tiny, s
 
     cfg = config(synth_tiny, teacher_tiny, student_bundles, tmp_path, "text", tags="reference", clap=str(clap_bundle),
                  clap_judge=str(clap_judge_bundle), tagger=str(tagger_bundle))
-    cfg.controls[0].kwargs = {"embedder": str(clap_bundle), "judge": str(clap_judge_bundle)}
+    cfg.controls[0].kwargs = {"embedder": str(clap_bundle)}  # the judge comes from the run (TextControl.run_options)
     summary = run_ito(cfg)
     for m, caption in zip(summary["items"], json.loads((tmp_path / "items.json").read_text())):
         assert m["text_clap_judge_cosine"] == pytest.approx(m["clap_judge_score"], abs=2e-4)
@@ -261,8 +261,11 @@ def test_text_control_graded_by_a_judge_and_a_tagger(synth_tiny, teacher_tiny, s
     assert summary["self_graded_claps"] == ["clap"]
 
 
-def test_a_judge_that_is_the_optimized_clap_is_refused(synth_tiny, teacher_tiny, student_bundles, clap_bundle, tmp_path):
-    cfg = config(synth_tiny, teacher_tiny, student_bundles, tmp_path, "text", tags="reference")
+def test_a_judge_that_is_the_optimized_clap_is_refused(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
+                                                      clap_judge_bundle, tmp_path):
+    # the control's own judge kwarg wins over the run's clap_judge, and is refused: it is the CLAP being optimized
+    cfg = config(synth_tiny, teacher_tiny, student_bundles, tmp_path, "text", tags="reference",
+                 clap_judge=str(clap_judge_bundle))
     cfg.controls[0].kwargs = {"embedder": str(clap_bundle), "judge": str(clap_bundle).removesuffix(".safetensors")}
     with pytest.raises(ValueError, match="is the CLAP it optimizes"):
         run_ito(cfg)

@@ -150,6 +150,12 @@ class Control(nn.Module):
         """Whether targets from ``source`` (None = the default) read held-out reference clips."""
         return source == "reference"
 
+    @classmethod
+    def run_options(cls, run) -> dict:
+        """Keyword arguments this control takes from the ITO run's config ``run`` (e.g. the text control's judging
+        CLAP); the control's own kwargs in the config win over them."""
+        return {}
+
     def __init__(self, ctx: MelContext, domain: str = "mel"):
         super().__init__()
         if domain not in self.domains:

@@ -40,6 +40,11 @@ class TextControl(Control):
     def uses_references(cls, source=None) -> bool:
         return True  # the held-out clips' captions, unless captions are given
 
+    @classmethod
+    def run_options(cls, run) -> dict:
+        """A run's ``clap_judge`` grades its text control."""
+        return {"judge": run.clap_judge} if getattr(run, "clap_judge", None) else {}
+
     def __init__(self, ctx: MelContext, domain: str = "mel",
                  embedder: Union[AudioTextEmbedder, str, Path, None] = None,
                  judge: Union[AudioTextEmbedder, str, Path, None] = None):

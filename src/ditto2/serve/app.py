@@ -29,10 +29,9 @@ WHAT_TO_HEAR = {"intensity": "the loudness follows your curve", "melody": "your 
 
 
 def user_errors() -> tuple:
-    from ditto2.cli import user_errors as cli_errors
-    from ditto2.controls import ControlTargetError
+    from ditto2.runs.errors import user_errors as input_errors
 
-    return (*cli_errors(), ControlTargetError, OSError, RuntimeError)
+    return (*input_errors(), OSError, RuntimeError)  # an unreadable upload (OSError, a decoder's RuntimeError)
 
 
 def page_fields(points, notes, melody_file, form, structure_file, recording, offset, caption) -> dict:
@@ -139,6 +138,26 @@ class Handlers:
             yield time_line(box["out"]), str(box["out"].wavs["ditto"]), grade_lines(box["out"])
 
 
+def curve_preview(points: str, seconds: float):
+    """The intensity target the points make, as the page draws it while you type (None while they do not parse)."""
+    from ditto2.controls import ControlTargetError
+    from ditto2.serve.inputs import parse_points, points_curve
+    from ditto2.viz import plt  # the Agg backend: the page draws in worker threads
+
+    try:
+        curve = points_curve(points, seconds, 256)
+        times, levels = parse_points(points, seconds)
+    except ControlTargetError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 1.8))
+    ax.plot([i * seconds / 256 for i in range(256)], curve, lw=2)
+    ax.plot(times, levels, "o")
+    ax.set(xlim=(0, seconds), ylim=(min(-60.0, min(curve) - 3), 0), xlabel="s", ylabel="dB")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def one_line(e: Exception) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -173,6 +192,8 @@ def build_app(studio, default_preset: str = "interactive"):
                     shape = gr.Dropdown(list(shapes), value="crescendo", label="Intensity shape (fills the points)")
                     points = gr.Textbox(shapes["crescendo"], label="Points, seconds:dB (edit freely)",
                                         elem_id="points")
+                    preview = gr.Plot(curve_preview(shapes["crescendo"], studio.seconds), label="Your curve",
+                                      show_label=False)
                 with gr.Group(visible=False) as g_mel:
                     notes = gr.Textbox("C4 E4 G4 C5 G4 E4 C4 -", label="Notes (C4 E4 G4 …, - rest, :2 longer)",
                                        elem_id="notes")
@@ -220,6 +241,7 @@ def build_app(studio, default_preset: str = "interactive"):
 
         control.change(show_fields, control, [g_int, g_mel, g_str, g_paint, g_text])
         shape.change(lambda s: shapes[s], shape, points)
+        points.change(lambda text: curve_preview(text, studio.seconds), points, preview)
         inputs = [control, points, notes, melody_file, form, structure_file, recording, offset, caption, genre, mood,
                   tempo, seed, preset, warm]
         go.click(handlers.generate, inputs, [status, plain_audio, ditto2_audio, plot, grades, files, last_config],

@@ -1,0 +1,303 @@
+"""Adherence vs the number of ITO steps K, per control, for the interactive page's preset (issue 16).
+
+For every control (its experiment YAML's defaults: DITTO-2 CTM, M = T = 1 for all but text), ``n`` held-out items
+of ``--split`` (val chooses, test reports) are optimized from the same noise with K in ``--ks`` steps, each Adam step
+size ``--lrs`` and decay (constant, or cosine from lr to 0), and graded on the decoded audio by the control's own
+instrument (``Control.grade``, never its loss; the judging CLAP for text). The reference is the YAML's K = 70.
+Warm starts: items optimized for one target (K = 70) and then given another target (another item's) start from
+their optimized noise instead of the fresh noise.
+
+``--pick BOUND`` chooses per control the cheapest (K, lr, decay) whose mean metric is within BOUND (relative, in the
+metric's better-or-equal direction allowed) of the K = 70 value, else the best of the fastest K; ``--write-preset``
+writes the picks to ``experiments/serve/interactive.yaml``. Latency: one batch-1 generation (K steps + T-step
+decode) timed ``--repeats`` times per control with the picked settings.
+
+    python -m ditto2.bench.interactive --split val --out results/interactive/val --pick 0.15 --write-preset
+    python -m ditto2.bench.interactive --split test --out results/interactive/test --preset experiments/serve/interactive.yaml
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import time
+from pathlib import Path
+
+CONTROL_NAMES = ("intensity", "melody", "structure", "outpainting", "inpainting", "text")
+PRESET_KEYS = ("steps", "lr", "lr_decay")
+
+
+def prepare(control: str, n: int, split: str, seed: int, overrides: list[str] = ()):
+    """The control's YAML with n items of ``split`` -> (cfg, surrogate, composite, target sets, gen, vocoder)."""
+    import torch
+
+    from ditto2.audio.vocoder import GriffinLimVocoder
+    from ditto2.runs.ito import build_control_and_targets, build_surrogate, load_config, reference_clips, run_context
+
+    cfg = load_config(f"experiments/ito/{control}.yaml", [f"batch={n}", f"split={split}", f"seed={seed}",
+                                                          "tensorboard=false", *overrides])
+    from ditto2.models.generator import load_generator
+
+    gen = load_generator(cfg.teacher)
+    refs, clips = reference_clips(cfg, gen)
+    surrogate, gen = build_surrogate(cfg, cfg.tags, clips, gen)
+    composite, target_sets, _ = build_control_and_targets(cfg, run_context(cfg, gen), refs, clips)
+    torch.set_grad_enabled(True)
+    return cfg, surrogate, composite, target_sets, gen, GriffinLimVocoder(gen.mel, gen.normalizer)
+
+
+def grade(composite, target_sets, vocoder, mel, sample_rate) -> list[float]:
+    """Per item: the first control's instrument on the decoded, vocoded audio."""
+    import torch
+
+    with torch.no_grad():
+        waves = vocoder(mel).cpu().numpy()
+    control, ts = composite.controls[0], target_sets[0]
+    return [control.grade(waves[i], sample_rate, ts.metric_target[i]) for i in range(len(waves))]
+
+
+def run_setting(surrogate, composite, z0, k: int, lr: float, decay: str, m=1):
+    from ditto2.ito.optimize import optimize_noise
+    from ditto2.ito.surrogates import m_schedule
+
+    t0 = time.perf_counter()
+    run = optimize_noise(surrogate, composite, z0, m_schedule(k, m), lr=lr, lr_decay=decay)
+    mel = run.decode()
+    return run, mel, time.perf_counter() - t0
+
+
+def sweep_control(control: str, args) -> list[dict]:
+    from ditto2.ito.optimize import initial_noise
+
+    cfg, surrogate, composite, ts, gen, vocoder = prepare(control, args.n, args.split, args.seed)
+    c = composite.controls[0]
+    shape = (args.n, 1, gen.mel.n_mels, gen.mel.frames)
+    z0 = initial_noise(shape, cfg.seed)
+    sr = gen.mel.sample_rate
+    rows = []
+
+    def record(kind, k, lr, decay, values, seconds, **extra):
+        mean = statistics.fmean(values)
+        rows.append({"control": control, "metric": c.metric, "higher_is_better": c.higher_is_better, "kind": kind,
+                     "K": k, "lr": lr, "lr_decay": decay, "n": len(values), "value": round(mean, 5),
+                     "values": [round(v, 5) for v in values], "seconds_batch": round(seconds, 3), **extra})
+        print(json.dumps({k_: v for k_, v in rows[-1].items() if k_ != "values"}), flush=True)
+
+    _, plain, _ = run_setting(surrogate, composite, z0, 0, cfg.lr, "constant")
+    record("no control", 0, cfg.lr, "constant", grade(composite, ts, vocoder, plain, sr), 0.0)
+    _, mel, secs = run_setting(surrogate, composite, z0, cfg.steps, cfg.lr, "constant", cfg.m)
+    record("reference", cfg.steps, cfg.lr, "constant", grade(composite, ts, vocoder, mel, sr), secs)
+    settings = [(k, lr, d) for k, lr, d in itertools.product(args.ks, args.lrs, args.decays)]
+    if args.preset:
+        settings = [tuple(preset_for(args.preset, control)[key] for key in PRESET_KEYS)]
+    for k, lr, decay in settings:
+        _, mel, secs = run_setting(surrogate, composite, z0, k, lr, decay, cfg.m)
+        record("fresh", k, lr, decay, grade(composite, ts, vocoder, mel, sr), secs)
+    return rows
+
+
+def warm_rows(control: str, setting: dict, args) -> list[dict]:
+    """Warm starts: the n items, optimized for their targets (the YAML's K = 70), are asked for other targets (the
+    next n items'); K = ``setting`` steps from their optimized noise vs from fresh noise, graded on the new targets."""
+    from ditto2.ito.optimize import initial_noise
+    from ditto2.runs.ito import build_control_and_targets, make_config, reference_clips, run_context
+
+    cfg, surrogate, composite, _, gen, vocoder = prepare(control, args.n, args.split, args.seed)
+    z0 = initial_noise((args.n, 1, gen.mel.n_mels, gen.mel.frames), cfg.seed)
+    first, _, _ = run_setting(surrogate, composite, z0, cfg.steps, cfg.lr, "constant", cfg.m)
+    other = make_config(cfg, seed=cfg.seed + args.n)
+    refs, clips = reference_clips(other, gen)
+    comp_b, ts_b, _ = build_control_and_targets(other, run_context(other, gen), refs, clips)
+    rows = []
+    for start, z in (("fresh", z0), ("warm", first.z.detach())):
+        _, mel, secs = run_setting(surrogate, comp_b, z, setting["steps"], setting["lr"], setting["lr_decay"], cfg.m)
+        values = grade(comp_b, ts_b, vocoder, mel, gen.mel.sample_rate)
+        c = comp_b.controls[0]
+        rows.append({"control": control, "metric": c.metric, "higher_is_better": c.higher_is_better,
+                     "kind": f"new target, {start} start", "K": setting["steps"], "lr": setting["lr"],
+                     "lr_decay": setting["lr_decay"], "n": len(values), "value": round(statistics.fmean(values), 5),
+                     "values": [round(v, 5) for v in values], "seconds_batch": round(secs, 3)})
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "values"}), flush=True)
+    return rows
+
+
+def kept_share(value: float, none: float, reference: float) -> float:
+    """How much of the full run's improvement over no control a setting keeps: (none − value) / (none − reference),
+    1 = as good as the full K, 0 = no better than no control (the same formula for ↑ and ↓ metrics)."""
+    return (none - value) / (none - reference) if none != reference else 1.0
+
+
+def within(value: float, reference: float, bound: float, higher_is_better: bool) -> bool:
+    """Whether ``value`` is no more than ``bound`` (relative) worse than ``reference`` (better is always fine)."""
+    slack = bound * abs(reference)
+    return value >= reference - slack if higher_is_better else value <= reference + slack
+
+
+def pick(rows: list[dict], share: float) -> dict:
+    """Per control: the fewest steps whose best (lr, decay) keeps at least ``share`` of the full K's improvement over
+    no control (``kept_share``); when none does, the best setting at the largest K swept (``within_bound`` false)."""
+    picks = {}
+    for control in dict.fromkeys(r["control"] for r in rows):
+        ref = next(r for r in rows if r["control"] == control and r["kind"] == "reference")
+        none = next(r for r in rows if r["control"] == control and r["kind"] == "no control")
+        fresh = [r for r in rows if r["control"] == control and r["kind"] == "fresh"]
+        better = (lambda r: r["value"]) if ref["higher_is_better"] else (lambda r: -r["value"])
+        chosen, ok = None, False
+        for k in sorted({r["K"] for r in fresh}):
+            chosen = max((r for r in fresh if r["K"] == k), key=better)
+            if kept_share(chosen["value"], none["value"], ref["value"]) >= share:
+                ok = True
+                break
+        picks[control] = {"steps": chosen["K"], "lr": chosen["lr"], "lr_decay": chosen["lr_decay"],
+                          "value": chosen["value"], "reference": ref["value"], "reference_K": ref["K"],
+                          "no_control": none["value"],
+                          "kept_share": round(kept_share(chosen["value"], none["value"], ref["value"]), 3),
+                          "within_15pct": within(chosen["value"], ref["value"], 0.15, ref["higher_is_better"]),
+                          "within_bound": ok}
+    return picks
+
+
+def preset_for(path: str, control: str) -> dict:
+    """The interactive settings of ``control`` in a preset YAML (``experiments/serve/interactive.yaml``)."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(OmegaConf.load(path))
+    if control not in data.get("controls", {}):
+        raise ValueError(f"{path} has no interactive settings for {control!r}")
+    return data["controls"][control]
+
+
+def write_preset(picks: dict, share: float, source: str, path: Path) -> None:
+    lines = ["# The interactive page's ITO settings per control (ditto2 serve), picked on validation items by",
+             f"#   python -m ditto2.bench.interactive ... --pick {share:g} --write-preset   (results: {source})",
+             f"# rule: the fewest steps K whose best step size keeps >= {share:.0%} of the control's full-K improvement",
+             "# over no control, graded on decoded audio (M, T, gamma: the control's experiments/ito/<control>.yaml).",
+             f"kept_share: {share}", "controls:"]
+    for control, p in picks.items():
+        lines.append(f"  {control}: {{steps: {p['steps']}, lr: {p['lr']}, lr_decay: {p['lr_decay']}}}  # {p['value']} "
+                     f"vs {p['reference']} at K={p['reference_K']} and {p['no_control']} without control: keeps "
+                     f"{p['kept_share']:.0%}{'' if p['within_bound'] else ' (BELOW the rule: the largest K swept)'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def latency(control: str, settings: dict, repeats: int, seed: int) -> dict:
+    """Median wall time of one batch-1 generation (K Adam steps + the T-step decode) with ``settings``."""
+    from ditto2.ito.optimize import initial_noise
+
+    cfg, surrogate, composite, _, gen, _ = prepare(control, 1, "val", seed)
+    times = []
+    for r in range(repeats + 1):  # the first is a warm-up
+        z0 = initial_noise((1, 1, gen.mel.n_mels, gen.mel.frames), seed + r)
+        _, _, secs = run_setting(surrogate, composite, z0, settings["steps"], settings["lr"], settings["lr_decay"],
+                                 cfg.m)
+        times.append(secs)
+    return {"control": control, "K": settings["steps"], "generation_s": round(statistics.median(times[1:]), 3),
+            "max_s": round(max(times[1:]), 3), "repeats": repeats}
+
+
+def write_results(out: Path, rows: list[dict], picks: dict, lat: list[dict], args) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows, "picks": picks, "latency": lat},
+                                                 indent=1))
+    md = [f"# ITO steps vs adherence ({args.split} split, n = {args.n} items per cell, seed {args.seed})", "",
+          "Graded on decoded audio by each control's instrument (not its loss); ↓/↑: which way is better.", "",
+          "kept: the share of the full-K run's improvement over no control (1 = as good as the full K).", "",
+          "| control | metric | setting | K | lr | decay | value | kept | batch s |", "|---|---|---|---|---|---|---|---|---|"]
+    ends = {(r["control"], r["kind"]): r["value"] for r in rows if r["kind"] in ("no control", "reference")}
+    for r in rows:
+        arrow = "↑" if r["higher_is_better"] else "↓"
+        none, full = ends.get((r["control"], "no control")), ends.get((r["control"], "reference"))
+        kept = f"{kept_share(r['value'], none, full):.0%}" if r["kind"] == "fresh" and None not in (none, full) else ""
+        md.append(f"| {r['control']} | {r['metric']} {arrow} | {r['kind']} | {r['K']} | {r['lr']:g} | {r['lr_decay']} | "
+                  f"{r['value']:.4g} | {kept} | {r['seconds_batch']:.2f} |")
+    if picks:
+        md += ["", f"## Picks (the fewest steps keeping >= {args.pick:.0%} of the full-K improvement)", "",
+               "| control | K | lr | decay | value | full K | value at full K | no control | kept | within 15 % of full K |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
+        md += [f"| {c} | {p['steps']} | {p['lr']:g} | {p['lr_decay']} | {p['value']:.4g} | {p['reference_K']} | "
+               f"{p['reference']:.4g} | {p['no_control']:.4g} | {p['kept_share']:.0%}{'' if p['within_bound'] else ' (below)'} | "
+               f"{'yes' if p['within_15pct'] else 'no'} |" for c, p in picks.items()]
+    if lat:
+        md += ["", "## One generation at batch 1 (K steps + decode), median of repeats", "",
+               "| control | K | seconds | max |", "|---|---|---|---|"]
+        md += [f"| {x['control']} | {x['K']} | {x['generation_s']:.3f} | {x['max_s']:.3f} |" for x in lat]
+    (out / "results.md").write_text("\n".join(md) + "\n")
+    try:
+        plot(out, rows)
+    except Exception as e:  # a figure is a nicety; the table is the result
+        print(f"no figure: {e}")
+
+
+def plot(out: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    controls = list(dict.fromkeys(r["control"] for r in rows))
+    fig, axes = plt.subplots(1, len(controls), figsize=(3.2 * len(controls), 3), squeeze=False)
+    for ax, control in zip(axes[0], controls):
+        rs = [r for r in rows if r["control"] == control]
+        ref = next(r for r in rs if r["kind"] == "reference")
+        for (lr, decay), group in itertools.groupby(sorted((r for r in rs if r["kind"] == "fresh"),
+                                                           key=lambda r: (r["lr"], r["lr_decay"], r["K"])),
+                                                    key=lambda r: (r["lr"], r["lr_decay"])):
+            g = list(group)
+            ax.plot([r["K"] for r in g], [r["value"] for r in g], "o-" if decay == "cosine" else "s--", ms=3,
+                    label=f"{lr:g} {decay}")
+        ax.axhline(ref["value"], color="k", lw=1, label="K=70")
+        ax.set_title(control, fontsize=9)
+        ax.set_xlabel("K")
+        ax.set_ylabel(ref["metric"] + (" ↑" if ref["higher_is_better"] else " ↓"), fontsize=8)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "adherence_vs_k.png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="results/interactive/val")
+    p.add_argument("--controls", nargs="*", default=list(CONTROL_NAMES))
+    p.add_argument("--split", default="val", choices=["val", "test"])
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ks", type=int, nargs="*", default=[5, 8, 12, 20])
+    p.add_argument("--lrs", type=float, nargs="*", default=[0.02, 0.04, 0.08])
+    p.add_argument("--decays", nargs="*", default=["constant", "cosine"])
+    p.add_argument("--preset", help="a preset YAML: run only its setting per control (the test-split check)")
+    p.add_argument("--warm", action="store_true", help="also measure warm starts for a new target")
+    p.add_argument("--pick", type=float, help="choose the fewest steps keeping this share of the full-K improvement")
+    p.add_argument("--repick", help="a results.json of an earlier sweep: pick (and --write-preset) without compute")
+    p.add_argument("--write-preset", action="store_true", help="write the picks to experiments/serve/interactive.yaml")
+    p.add_argument("--repeats", type=int, default=5, help="batch-1 generations timed per control (0: none)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    out, rows = Path(args.out), []
+    if args.repick:
+        rows = [r for r in json.loads(Path(args.repick).read_text())["rows"] if r["kind"] in ("no control", "reference",
+                                                                                              "fresh")]
+        args.repeats, args.warm = 0, False
+    for control in [] if args.repick else args.controls:
+        rows += sweep_control(control, args)
+        write_results(out, rows, {}, [], args)
+    picks = pick(rows, args.pick) if args.pick is not None else {}
+    if args.write_preset and picks:
+        write_preset(picks, args.pick, str(out), Path("experiments/serve/interactive.yaml"))
+    settings = picks or ({c: preset_for(args.preset, c) for c in args.controls} if args.preset else {})
+    if args.warm:
+        for control, setting in settings.items():
+            rows += warm_rows(control, setting, args)
+            write_results(out, rows, picks, [], args)
+    lat = [latency(c, s, args.repeats, args.seed) for c, s in settings.items()] if args.repeats else []
+    write_results(out, rows, picks, lat, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

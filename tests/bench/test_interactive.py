@@ -1,0 +1,66 @@
+"""The interactive preset's picker (bench/interactive.py): the fewest steps within the bound of the control's full-K
+value, direction-aware, and the preset file the page reads holds what the picker wrote."""
+from pathlib import Path
+
+import pytest
+
+from ditto2.bench.interactive import kept_share, pick, preset_for, within, write_preset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def row(control, kind, k, lr, decay, value, higher=False):
+    return {"control": control, "metric": "m", "higher_is_better": higher, "kind": kind, "K": k, "lr": lr,
+            "lr_decay": decay, "value": value}
+
+
+def test_within_is_relative_and_direction_aware():
+    assert within(1.10, 1.0, 0.15, higher_is_better=False) and not within(1.2, 1.0, 0.15, False)
+    assert within(0.5, 1.0, 0.15, False)  # better is always fine
+    assert within(80.0, 90.0, 0.15, True) and not within(70.0, 90.0, 0.15, True)
+
+
+def test_kept_share_is_the_same_for_both_directions():
+    assert kept_share(10.0, none=100.0, reference=1.0) == pytest.approx(90 / 99)
+    assert kept_share(80.0, none=10.0, reference=90.0) == pytest.approx(70 / 80)
+    assert kept_share(0.5, none=100.0, reference=1.0) > 1  # better than the full run
+
+
+def test_pick_takes_the_fewest_steps_keeping_the_share_else_the_best_of_the_most():
+    rows = [row("a", "reference", 70, 0.005, "constant", 1.0), row("a", "no control", 0, 0.005, "constant", 91.0),
+            row("a", "fresh", 5, 0.04, "cosine", 30.0), row("a", "fresh", 5, 0.08, "constant", 20.0),
+            row("a", "fresh", 10, 0.04, "cosine", 8.0), row("a", "fresh", 10, 0.08, "cosine", 9.5),
+            row("a", "fresh", 20, 0.04, "cosine", 0.9),
+            row("b", "reference", 150, 0.005, "constant", 90.0, True), row("b", "no control", 0, 0.005, "constant",
+                                                                           10.0, True),
+            row("b", "fresh", 5, 0.04, "cosine", 50.0, True), row("b", "fresh", 10, 0.04, "cosine", 70.0, True),
+            row("b", "fresh", 10, 0.02, "constant", 72.0, True)]
+    picks = pick(rows, 0.9)
+    a = picks["a"]  # K=5 keeps (91-20)/90 = 79 %, K=10's best (8.0) keeps 92 %
+    assert (a["steps"], a["lr"], a["lr_decay"], a["value"], a["kept_share"]) == (10, 0.04, "cosine", 8.0, 0.922)
+    assert a["within_bound"] and not a["within_15pct"] and a["reference_K"] == 70
+    b = picks["b"]  # no K keeps 90 % (the best, 72.0, keeps 77.5 %): the best of the largest K, flagged
+    assert (b["steps"], b["lr"], b["value"]) == (10, 0.02, 72.0) and not b["within_bound"]
+
+
+def test_written_preset_reads_back(tmp_path):
+    picks = {"intensity": {"steps": 8, "lr": 0.04, "lr_decay": "cosine", "value": 1.3, "reference": 1.2,
+                           "reference_K": 70, "no_control": 90.0, "kept_share": 0.999, "within_bound": True}}
+    path = tmp_path / "interactive.yaml"
+    write_preset(picks, 0.9, "results/x", path)
+    assert preset_for(str(path), "intensity") == {"steps": 8, "lr": 0.04, "lr_decay": "cosine"}
+    with pytest.raises(ValueError, match="no interactive settings for 'text'"):
+        preset_for(str(path), "text")
+
+
+def test_the_committed_preset_covers_every_page_control_and_is_what_the_page_uses():
+    from ditto2.serve.inputs import PAGE_CONTROLS
+    from ditto2.serve.studio import Studio
+
+    path = ROOT / "experiments" / "serve" / "interactive.yaml"
+    studio = Studio(str(ROOT / "checkpoints" / "tiny"), preset_file=str(path))
+    for control in PAGE_CONTROLS:
+        p = studio.preset(control)
+        parts = [preset_for(str(path), c) for c in control.split("+")]
+        assert p == max(parts, key=lambda x: x["steps"]) and 1 <= p["steps"] <= 70 and p["lr_decay"] in (
+            "constant", "cosine")

@@ -247,7 +247,7 @@ def plot(out: Path, rows: list[dict]) -> None:
             g = list(group)
             ax.plot([r["K"] for r in g], [r["value"] for r in g], "o-" if decay == "cosine" else "s--", ms=3,
                     label=f"{lr:g} {decay}")
-        ax.axhline(ref["value"], color="k", lw=1, label="K=70")
+        ax.axhline(ref["value"], color="k", lw=1, label=f"K={ref['K']} (full)")
         ax.set_title(control, fontsize=9)
         ax.set_xlabel("K")
         ax.set_ylabel(ref["metric"] + (" ↑" if ref["higher_is_better"] else " ↓"), fontsize=8)

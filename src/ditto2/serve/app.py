@@ -217,7 +217,8 @@ def build_app(studio, default_preset: str = "interactive"):
                 tempo = gr.Number(0, label="Tempo, BPM (0 = none)", minimum=0, maximum=300)
                 seed = gr.Number(0, label="Seed (the noise)", precision=0)
                 preset = gr.Radio(["interactive", "full"], value=default_preset, label="Preset",
-                                  info="interactive: few steps, tuned step size; full: the control's K = 70 defaults")
+                                  info="interactive: few large steps (experiments/serve/interactive.yaml); full: the "
+                                       "control's own K (70, 150 for melody and structure)")
                 warm = gr.Checkbox(False, label="Warm start from the last result (same control, tags and seed)")
         with gr.Row():
             go = gr.Button("Generate", variant="primary", elem_id="generate")

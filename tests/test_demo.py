@@ -2,7 +2,10 @@
 import json
 import shutil
 
+import pytest
+
 from ditto2.demo import main
+from ditto2.runs.ito import load_config
 
 
 def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle, clap_judge_bundle, tagger_bundle,
@@ -14,12 +17,12 @@ def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
         for ext in (".safetensors", ".json"):
             shutil.copy(str(src) + ext, models / (name + ext))
     out = tmp_path / "demo"
-    defaults = tmp_path / "defaults"  # per-control (M, T, γ): the demo must use exactly these
+    defaults = tmp_path / "defaults"  # per-control (M, T, γ, step size): the demo must use exactly these
     defaults.mkdir()
     chosen = {"intensity": (1, 1, 0.0), "melody": (2, 2, 0.0), "structure": (1, 2, 0.2), "outpainting": (1, 1, 0.0),
               "inpainting": ("adaptive", 4, 0.2), "text": (1, 2, 0.0)}
-    for c, (m, t, g) in chosen.items():
-        (defaults / f"{c}.yaml").write_text(f"m: {m}\ndecode_steps: {t}\ngamma: {g}\n")
+    for i, (c, (m, t, g)) in enumerate(chosen.items()):
+        (defaults / f"{c}.yaml").write_text(f"m: {m}\ndecode_steps: {t}\ngamma: {g}\nlr: {0.01 * (i + 1)}\n")
     rc = main(["--models", str(models), "--shards", str(synth_tiny), "--out", str(out), "--steps", "2", "--items", "2",
                "--defaults", str(defaults), "--table", "", "--override", "base_steps=3", "tensorboard=false"])
     assert rc == 0
@@ -42,6 +45,9 @@ def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
         summary = json.loads((out / r["control"] / "ditto2" / "summary.json").read_text())
         assert (summary["M"], summary["T"], summary["gamma"]) == (m, t, g) and summary["batch"] == 2
         assert json.loads((out / r["control"] / "ditto" / "summary.json").read_text())["batch"] == 1
+        lr = 0.01 * (list(chosen).index(r["control"]) + 1)  # DITTO-2 takes the control's step size, DITTO keeps 5e-3
+        assert load_config(str(out / r["control"] / "ditto2" / "config.yaml")).lr == pytest.approx(lr)
+        assert load_config(str(out / r["control"] / "ditto" / "config.yaml")).lr == 5e-3
     assert (out / "outpainting" / "reference.wav").exists()
     page = (out / "index.html").read_text()
     assert "<audio" in page and "speed-up" in page and (out / "README.md").exists()
@@ -54,13 +60,18 @@ def test_demo_says_how_to_get_missing_models(tmp_path, capsys):
 
 
 def test_demo_table_column_reads_the_committed_tables():
-    """The demo's default --table files exist; DITTO comes from the GPU table, DITTO-2 (defaults) from the CPU one."""
+    """The demo's default --table files exist; DITTO comes from the GPU table, DITTO-2 (defaults) from the CPU one:
+    with its chosen step sizes, DITTO-2 CTM beats DITTO's mean on every control there."""
     from pathlib import Path
 
     from ditto2.demo import _table_values
 
     root = Path(__file__).resolve().parents[1]
-    values = _table_values([root / "results/bench-win-cpu/results.json", root / "results/bench-gpu/results.json"])
+    values = _table_values([root / "results/bench-win-cpu-ctm/results.json", root / "results/bench-gpu/results.json"])
     assert set(values) == {"intensity", "melody", "structure", "outpainting", "inpainting"}
     ditto, ditto2, n = values["intensity"]
     assert ditto == 4.4303 and n == 32 and ditto2 < ditto
+    from ditto2.bench.defaults import higher_is_better
+
+    for control, (d, d2, _) in values.items():
+        assert (d2 >= d) if higher_is_better(f"{control}_x") else (d2 <= d), control

@@ -60,7 +60,7 @@ METRIC_NAMES = {"intensity_mse_db2": "level MSE (dB²)", "melody_accuracy_pct": 
 
 def run_control(control: str, i: int, args, models: Path) -> dict:
     """DITTO-2 (the control's chosen defaults) on ``args.items`` items and DITTO on the first of them."""
-    from ditto2.runs.ito import ControlSpec, decode_defaults, make_config, run_ito, with_overrides
+    from ditto2.runs.ito import ControlSpec, control_defaults, make_config, run_ito, with_overrides
 
     # graders no control optimizes, when the models folder has them: the judging CLAP and the tagger
     judge, tagger = (str(models / n) if (models / f"{n}.json").is_file() else None for n in ("clap-judge", "tagger"))
@@ -71,7 +71,7 @@ def run_control(control: str, i: int, args, models: Path) -> dict:
                        controls=[ControlSpec(name=control, kwargs=kwargs)], seed=args.seed + i)
     out = {}
     for label, method in METHODS:
-        chosen = decode_defaults(str(Path(args.defaults) / f"{control}.yaml"), method) if method != "ditto" else {}
+        chosen = control_defaults(str(Path(args.defaults) / f"{control}.yaml"), method) if method != "ditto" else {}
         cfg = make_config(base, method=method, batch=args.items if label == "ditto2" else 1,
                           out=f"{args.out}/{control}/{label}", **chosen)
         out[label] = run_ito(with_overrides(cfg, args.override))
@@ -181,8 +181,9 @@ def main(argv=None) -> int:
     p.add_argument("--controls", nargs="*", default=list(CONTROLS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--items", type=int, default=4, help="DITTO-2 generations per control (DITTO: the first one)")
-    p.add_argument("--defaults", default="experiments/ito", help="per-control YAMLs holding DITTO-2's (M, T, γ)")
-    p.add_argument("--table", nargs="*", default=["results/bench-win-cpu/results.json", "results/bench-gpu/results.json"],
+    p.add_argument("--defaults", default="experiments/ito", help="per-control YAMLs holding DITTO-2's (M, T, γ, step)")
+    p.add_argument("--table", nargs="*", default=["results/bench-win-cpu-ctm/results.json",
+                                                  "results/bench-gpu/results.json"],
                    help="committed `ditto2 bench` tables shown beside the demo's own numbers (first file with a value wins)")
     p.add_argument("--override", nargs="*", default=[], help="extra ITO config overrides, key=value")
     p.add_argument("--shards-only", action="store_true", help="only build the held-out evaluation shards")

@@ -1,6 +1,6 @@
 """The benchmark's cells come from its YAML alone: table order, per-control defaults, --only / --no-*."""
 from ditto2.bench.ito import load_bench_config, plan
-from ditto2.runs.ito import DECODE_KEYS, decode_defaults, make_config
+from ditto2.runs.ito import control_defaults, make_config
 
 ORDER = ["controls", "sweep", "text", "domain"]
 
@@ -12,9 +12,10 @@ def test_plan_lists_every_cell_in_table_order_with_the_per_control_defaults():
     assert tables == sorted(tables, key=ORDER.index) and "controls" in tables
     students = [c for c in cells if c["table"] == "controls" and c["label"] != "ditto"]
     assert students
-    for c in students:
-        chosen = decode_defaults(f"experiments/ito/{c['control']}.yaml", c["changes"]["method"])
-        assert {k: c["changes"][k] for k in DECODE_KEYS} == chosen, c
+    for c in students:  # (M, T, γ) and the step size of the control's YAML
+        chosen = control_defaults(f"experiments/ito/{c['control']}.yaml", c["changes"]["method"])
+        assert {k: c["changes"][k] for k in chosen} == chosen and "lr" in chosen, c
+    assert all("lr" not in c["changes"] for c in cells if c["label"] == "ditto")  # DITTO keeps the table's
     for c in cells:  # every cell is a valid ITO config
         make_config(controls=[{"name": c["control"], "domain": c["domain"]}], **c["changes"])
 

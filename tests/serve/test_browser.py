@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from midi_tune import write_midi
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("DITTO2_CHROMIUM", ROOT / ".browser" / "chromium"))
 
@@ -50,18 +52,6 @@ def server(tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
-
-
-def write_midi(path: Path) -> Path:
-    import pretty_midi
-
-    midi = pretty_midi.PrettyMIDI()
-    inst = pretty_midi.Instrument(program=0)
-    inst.notes = [pretty_midi.Note(velocity=90, pitch=p, start=i * 1.5, end=i * 1.5 + 1.4)
-                  for i, p in enumerate((60, 64, 67, 72))]
-    midi.instruments.append(inst)
-    midi.write(str(path))
-    return path
 
 
 def wait_for(check, seconds: float, what: str):

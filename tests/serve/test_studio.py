@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from ditto2.runs.ito import load_config, run_ito
+from midi_tune import write_midi
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "checkpoints" / "tiny"
@@ -25,18 +26,6 @@ def studio(tmp_path_factory):
     preset.write_text("controls:\n" + "".join(f"  {c}: {{steps: 4, lr: 0.04, lr_decay: cosine}}\n" for c in
                                               ("intensity", "melody", "structure", "outpainting", "inpainting", "text")))
     return Studio(str(MODELS), str(out / "runs"), str(ROOT / "experiments" / "ito"), str(preset))
-
-
-def write_midi(path: Path) -> Path:
-    import pretty_midi
-
-    midi = pretty_midi.PrettyMIDI()
-    inst = pretty_midi.Instrument(program=0)
-    inst.notes = [pretty_midi.Note(velocity=90, pitch=p, start=i * 1.5, end=i * 1.5 + 1.4)
-                  for i, p in enumerate((60, 64, 67, 72))]
-    midi.instruments.append(inst)
-    midi.write(str(path))
-    return path
 
 
 def test_a_request_is_a_run_folder_that_its_config_reproduces(studio, tmp_path, monkeypatch):

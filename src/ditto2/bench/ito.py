@@ -390,9 +390,9 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
         for method in cfg.methods if wanted(control) else []:
             settings = table_wide
             if cfg.control_defaults and method != "ditto":
-                from ditto2.runs.ito import decode_defaults
+                from ditto2.runs.ito import control_defaults
 
-                settings = decode_defaults(str(Path(cfg.control_defaults) / f"{control}.yaml"), method)
+                settings = control_defaults(str(Path(cfg.control_defaults) / f"{control}.yaml"), method)
             add("controls", control, {"method": method, "steps": k, **settings}, method)
     sweeps = [] if not cfg.sweep or "sweep" in skip else (cfg.sweep if isinstance(cfg.sweep, list) else [cfg.sweep])
     for sw in sweeps:  # each: control or controls, method or methods, mt: [[M, T] or [M, T, γ], ...]

@@ -230,9 +230,15 @@ DECODE_KEYS = ("m", "decode_steps", "gamma")
 
 def decode_defaults(path: str, method: str) -> dict:
     """The (M, T, γ) that a control's experiment YAML chooses for ``method`` (its top-level values with
-    its ``defaults_by_method`` entry over them): how the bench and the demo use the per-control defaults."""
+    its ``defaults_by_method`` entry over them)."""
     cfg = load_config(path, [f"method={method}"])
     return {k: getattr(cfg, k) for k in DECODE_KEYS}
+
+
+def control_defaults(path: str, method: str) -> dict:
+    """What a student method of a table or the demo takes from the control's YAML: its (M, T, γ) and its Adam step
+    size (chosen per control on validation items; DITTO keeps the table's step size)."""
+    return {**decode_defaults(path, method), "lr": load_config(path, [f"method={method}"]).lr}
 
 
 def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None, gen=None):

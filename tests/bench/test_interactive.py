@@ -64,3 +64,14 @@ def test_the_committed_preset_covers_every_page_control_and_is_what_the_page_use
         parts = [preset_for(str(path), c) for c in control.split("+")]
         assert p == max(parts, key=lambda x: x["steps"]) and 1 <= p["steps"] <= 70 and p["lr_decay"] in (
             "constant", "cosine")
+
+
+def test_a_latency_budget_caps_the_steps():
+    rows = [row("a", "reference", 70, 0.005, "constant", 1.0), row("a", "no control", 0, 0.005, "constant", 91.0),
+            row("a", "fresh", 5, 0.08, "constant", 20.0), row("a", "fresh", 8, 0.04, "constant", 12.0),
+            row("a", "fresh", 20, 0.04, "constant", 0.9)]
+    assert pick(rows, 0.9)["a"]["steps"] == 20
+    capped = pick(rows, 0.9, max_k=8)["a"]  # nothing within 8 steps keeps 90 %: the best at K = 8, flagged
+    assert (capped["steps"], capped["value"], capped["within_bound"]) == (8, 12.0, False)
+    filled = pick(rows, 0.9, max_k=8, fill=True)["a"]  # the whole budget: K = 8 even where 5 steps would do
+    assert filled["steps"] == 8

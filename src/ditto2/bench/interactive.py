@@ -23,6 +23,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Optional
 
 CONTROL_NAMES = ("intensity", "melody", "structure", "outpainting", "inpainting", "text")
 PRESET_KEYS = ("steps", "lr", "lr_decay")
@@ -134,14 +135,18 @@ def within(value: float, reference: float, bound: float, higher_is_better: bool)
     return value >= reference - slack if higher_is_better else value <= reference + slack
 
 
-def pick(rows: list[dict], share: float) -> dict:
-    """Per control: the fewest steps whose best (lr, decay) keeps at least ``share`` of the full K's improvement over
-    no control (``kept_share``); when none does, the best setting at the largest K swept (``within_bound`` false)."""
+def pick(rows: list[dict], share: float, max_k: Optional[int] = None, fill: bool = False) -> dict:
+    """Per control: the fewest steps (at most ``max_k``: a latency budget) whose best (lr, decay) keeps at least
+    ``share`` of the full K's improvement over no control (``kept_share``); when none does, the best setting at the
+    largest K allowed (``within_bound`` false). ``fill``: always the largest K within the budget (the most adherence
+    the budget buys), ``within_bound`` saying whether it keeps ``share``."""
     picks = {}
     for control in dict.fromkeys(r["control"] for r in rows):
         ref = next(r for r in rows if r["control"] == control and r["kind"] == "reference")
         none = next(r for r in rows if r["control"] == control and r["kind"] == "no control")
-        fresh = [r for r in rows if r["control"] == control and r["kind"] == "fresh"]
+        fresh = [r for r in rows if r["control"] == control and r["kind"] == "fresh" and (max_k is None or r["K"] <= max_k)]
+        if fill:
+            fresh = [r for r in fresh if r["K"] == max(x["K"] for x in fresh)]
         better = (lambda r: r["value"]) if ref["higher_is_better"] else (lambda r: -r["value"])
         chosen, ok = None, False
         for k in sorted({r["K"] for r in fresh}):
@@ -168,16 +173,20 @@ def preset_for(path: str, control: str) -> dict:
     return data["controls"][control]
 
 
-def write_preset(picks: dict, share: float, source: str, path: Path) -> None:
+def write_preset(picks: dict, share: float, source: str, path: Path, max_k: Optional[int] = None) -> None:
+    """The picks as the page's preset YAML (with ``max_k``: picked with --fill, the largest K within the budget)."""
+    budget = f" --max-k {max_k} --fill" if max_k else ""
     lines = ["# The interactive page's ITO settings per control (ditto2 serve), picked on validation items by",
-             f"#   python -m ditto2.bench.interactive ... --pick {share:g} --write-preset   (results: {source})",
-             f"# rule: the fewest steps K whose best step size keeps >= {share:.0%} of the control's full-K improvement",
+             f"#   python -m ditto2.bench.interactive ... --pick {share:g}{budget} --write-preset   (results: {source})",
+             (f"# rule: K = {max_k} (what fits 1 s here), its best step size; kept = the share of the full-K improvement "
+              f"over no control (target >= {share:.0%})" if max_k else
+              f"# rule: the fewest steps K whose best step size keeps >= {share:.0%} of the control's full-K improvement"),
              "# over no control, graded on decoded audio (M, T, gamma: the control's experiments/ito/<control>.yaml).",
              f"kept_share: {share}", "controls:"]
     for control, p in picks.items():
         lines.append(f"  {control}: {{steps: {p['steps']}, lr: {p['lr']}, lr_decay: {p['lr_decay']}}}  # {p['value']} "
                      f"vs {p['reference']} at K={p['reference_K']} and {p['no_control']} without control: keeps "
-                     f"{p['kept_share']:.0%}{'' if p['within_bound'] else ' (BELOW the rule: the largest K swept)'}")
+                     f"{p['kept_share']:.1%}{'' if p['within_bound'] else ' (BELOW the target)'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -213,7 +222,9 @@ def write_results(out: Path, rows: list[dict], picks: dict, lat: list[dict], arg
         md.append(f"| {r['control']} | {r['metric']} {arrow} | {r['kind']} | {r['K']} | {r['lr']:g} | {r['lr_decay']} | "
                   f"{r['value']:.4g} | {kept} | {r['seconds_batch']:.2f} |")
     if picks:
-        md += ["", f"## Picks (the fewest steps keeping >= {args.pick:.0%} of the full-K improvement)", "",
+        rule = (f"K = {args.max_k}, the latency budget, its best step" if getattr(args, "fill", False) else
+                f"the fewest steps keeping >= {args.pick:.0%} of the full-K improvement")
+        md += ["", f"## Picks ({rule}; 'below': under {args.pick:.0%})", "",
                "| control | K | lr | decay | value | full K | value at full K | no control | kept | within 15 % of full K |",
                "|---|---|---|---|---|---|---|---|---|---|"]
         md += [f"| {c} | {p['steps']} | {p['lr']:g} | {p['lr_decay']} | {p['value']:.4g} | {p['reference_K']} | "
@@ -270,6 +281,8 @@ def main(argv=None) -> int:
     p.add_argument("--preset", help="a preset YAML: run only its setting per control (the test-split check)")
     p.add_argument("--warm", action="store_true", help="also measure warm starts for a new target")
     p.add_argument("--pick", type=float, help="choose the fewest steps keeping this share of the full-K improvement")
+    p.add_argument("--max-k", type=int, help="pick among K <= this (the steps that fit the latency budget)")
+    p.add_argument("--fill", action="store_true", help="with --max-k: the largest K within it, its best step size")
     p.add_argument("--repick", help="a results.json of an earlier sweep: pick (and --write-preset) without compute")
     p.add_argument("--write-preset", action="store_true", help="write the picks to experiments/serve/interactive.yaml")
     p.add_argument("--repeats", type=int, default=5, help="batch-1 generations timed per control (0: none)")
@@ -286,9 +299,10 @@ def main(argv=None) -> int:
     for control in [] if args.repick else args.controls:
         rows += sweep_control(control, args)
         write_results(out, rows, {}, [], args)
-    picks = pick(rows, args.pick) if args.pick is not None else {}
+    picks = pick(rows, args.pick, args.max_k, args.fill) if args.pick is not None else {}
     if args.write_preset and picks:
-        write_preset(picks, args.pick, str(out), Path("experiments/serve/interactive.yaml"))
+        write_preset(picks, args.pick, str(out), Path("experiments/serve/interactive.yaml"),
+                     args.max_k if args.fill else None)
     settings = picks or ({c: preset_for(args.preset, c) for c in args.controls} if args.preset else {})
     if args.warm:
         for control, setting in settings.items():

@@ -30,22 +30,14 @@ PRESET_KEYS = ("steps", "lr", "lr_decay")
 
 
 def prepare(control: str, n: int, split: str, seed: int, overrides: list[str] = ()):
-    """The control's YAML with n items of ``split`` -> (cfg, surrogate, composite, target sets, gen, vocoder)."""
-    import torch
-
+    """The control's YAML with n items of ``split`` -> (cfg, its built run (``runs.ito.build_run``), a vocoder)."""
     from ditto2.audio.vocoder import GriffinLimVocoder
-    from ditto2.runs.ito import build_control_and_targets, build_surrogate, load_config, reference_clips, run_context
+    from ditto2.runs.ito import build_run, load_config
 
     cfg = load_config(f"experiments/ito/{control}.yaml", [f"batch={n}", f"split={split}", f"seed={seed}",
                                                           "tensorboard=false", *overrides])
-    from ditto2.models.generator import load_generator
-
-    gen = load_generator(cfg.teacher)
-    refs, clips = reference_clips(cfg, gen)
-    surrogate, gen = build_surrogate(cfg, cfg.tags, clips, gen)
-    composite, target_sets, _ = build_control_and_targets(cfg, run_context(cfg, gen), refs, clips)
-    torch.set_grad_enabled(True)
-    return cfg, surrogate, composite, target_sets, gen, GriffinLimVocoder(gen.mel, gen.normalizer)
+    run = build_run(cfg)
+    return cfg, run, GriffinLimVocoder(run.gen.mel, run.gen.normalizer)
 
 
 def grade(composite, target_sets, vocoder, mel, sample_rate) -> list[float]:
@@ -68,33 +60,39 @@ def run_setting(surrogate, composite, z0, k: int, lr: float, decay: str, m=1):
     return run, mel, time.perf_counter() - t0
 
 
+def result_row(control: str, composite, kind: str, k: int, lr: float, decay: str, values: list, seconds: float) -> dict:
+    """One cell's row (the mean of its items' grades), printed as it lands."""
+    c = composite.controls[0]
+    row = {"control": control, "metric": c.metric, "higher_is_better": c.higher_is_better, "kind": kind, "K": k,
+           "lr": lr, "lr_decay": decay, "n": len(values), "value": round(statistics.fmean(values), 5),
+           "values": [round(v, 5) for v in values], "seconds_batch": round(seconds, 3)}
+    print(json.dumps({key: v for key, v in row.items() if key != "values"}), flush=True)
+    return row
+
+
 def sweep_control(control: str, args) -> list[dict]:
     from ditto2.ito.optimize import initial_noise
 
-    cfg, surrogate, composite, ts, gen, vocoder = prepare(control, args.n, args.split, args.seed)
-    c = composite.controls[0]
-    shape = (args.n, 1, gen.mel.n_mels, gen.mel.frames)
-    z0 = initial_noise(shape, cfg.seed)
-    sr = gen.mel.sample_rate
-    rows = []
+    cfg, run, vocoder = prepare(control, args.n, args.split, args.seed)
+    s, comp, ts, sr = run.surrogate, run.composite, run.target_sets, run.gen.mel.sample_rate
+    z0 = initial_noise((args.n, 1, run.gen.mel.n_mels, run.gen.mel.frames), cfg.seed)
 
-    def record(kind, k, lr, decay, values, seconds, **extra):
-        mean = statistics.fmean(values)
-        rows.append({"control": control, "metric": c.metric, "higher_is_better": c.higher_is_better, "kind": kind,
-                     "K": k, "lr": lr, "lr_decay": decay, "n": len(values), "value": round(mean, 5),
-                     "values": [round(v, 5) for v in values], "seconds_batch": round(seconds, 3), **extra})
-        print(json.dumps({k_: v for k_, v in rows[-1].items() if k_ != "values"}), flush=True)
+    def cell(kind, k, lr, decay, mel, secs):
+        return result_row(control, comp, kind, k, lr, decay, grade(comp, ts, vocoder, mel, sr), secs)
 
-    _, plain, _ = run_setting(surrogate, composite, z0, 0, cfg.lr, "constant")
-    record("no control", 0, cfg.lr, "constant", grade(composite, ts, vocoder, plain, sr), 0.0)
-    _, mel, secs = run_setting(surrogate, composite, z0, cfg.steps, cfg.lr, "constant", cfg.m)
-    record("reference", cfg.steps, cfg.lr, "constant", grade(composite, ts, vocoder, mel, sr), secs)
+    _, plain, _ = run_setting(s, comp, z0, 0, cfg.lr, "constant")
+    rows = [cell("no control", 0, cfg.lr, "constant", plain, 0.0)]
+    _, mel, secs = run_setting(s, comp, z0, cfg.steps, cfg.lr, "constant", cfg.m)
+    rows.append(cell("reference", cfg.steps, cfg.lr, "constant", mel, secs))
     settings = [(k, lr, d) for k, lr, d in itertools.product(args.ks, args.lrs, args.decays)]
     if args.preset:
         settings = [tuple(preset_for(args.preset, control)[key] for key in PRESET_KEYS)]
     for k, lr, decay in settings:
-        _, mel, secs = run_setting(surrogate, composite, z0, k, lr, decay, cfg.m)
-        record("fresh", k, lr, decay, grade(composite, ts, vocoder, mel, sr), secs)
+        if (k, lr, decay) == (cfg.steps, cfg.lr, "constant"):  # the reference's own setting: its row, not a rerun
+            rows.append({**rows[1], "kind": "fresh"})
+            continue
+        _, mel, secs = run_setting(s, comp, z0, k, lr, decay, cfg.m)
+        rows.append(cell("fresh", k, lr, decay, mel, secs))
     return rows
 
 
@@ -102,24 +100,19 @@ def warm_rows(control: str, setting: dict, args) -> list[dict]:
     """Warm starts: the n items, optimized for their targets (the YAML's K = 70), are asked for other targets (the
     next n items'); K = ``setting`` steps from their optimized noise vs from fresh noise, graded on the new targets."""
     from ditto2.ito.optimize import initial_noise
-    from ditto2.runs.ito import build_control_and_targets, make_config, reference_clips, run_context
+    from ditto2.runs.ito import build_run, make_config
 
-    cfg, surrogate, composite, _, gen, vocoder = prepare(control, args.n, args.split, args.seed)
-    z0 = initial_noise((args.n, 1, gen.mel.n_mels, gen.mel.frames), cfg.seed)
-    first, _, _ = run_setting(surrogate, composite, z0, cfg.steps, cfg.lr, "constant", cfg.m)
-    other = make_config(cfg, seed=cfg.seed + args.n)
-    refs, clips = reference_clips(other, gen)
-    comp_b, ts_b, _ = build_control_and_targets(other, run_context(other, gen), refs, clips)
+    cfg, run, vocoder = prepare(control, args.n, args.split, args.seed)
+    z0 = initial_noise((args.n, 1, run.gen.mel.n_mels, run.gen.mel.frames), cfg.seed)
+    first, _, _ = run_setting(run.surrogate, run.composite, z0, cfg.steps, cfg.lr, "constant", cfg.m)
+    other = build_run(make_config(cfg, seed=cfg.seed + args.n), run.gen)
     rows = []
     for start, z in (("fresh", z0), ("warm", first.z.detach())):
-        _, mel, secs = run_setting(surrogate, comp_b, z, setting["steps"], setting["lr"], setting["lr_decay"], cfg.m)
-        values = grade(comp_b, ts_b, vocoder, mel, gen.mel.sample_rate)
-        c = comp_b.controls[0]
-        rows.append({"control": control, "metric": c.metric, "higher_is_better": c.higher_is_better,
-                     "kind": f"new target, {start} start", "K": setting["steps"], "lr": setting["lr"],
-                     "lr_decay": setting["lr_decay"], "n": len(values), "value": round(statistics.fmean(values), 5),
-                     "values": [round(v, 5) for v in values], "seconds_batch": round(secs, 3)})
-        print(json.dumps({k: v for k, v in rows[-1].items() if k != "values"}), flush=True)
+        _, mel, secs = run_setting(run.surrogate, other.composite, z, setting["steps"], setting["lr"],
+                                   setting["lr_decay"], cfg.m)
+        values = grade(other.composite, other.target_sets, vocoder, mel, run.gen.mel.sample_rate)
+        rows.append(result_row(control, other.composite, f"new target, {start} start", setting["steps"],
+                               setting["lr"], setting["lr_decay"], values, secs))
     return rows
 
 
@@ -195,12 +188,12 @@ def latency(control: str, settings: dict, repeats: int, seed: int) -> dict:
     """Median wall time of one batch-1 generation (K Adam steps + the T-step decode) with ``settings``."""
     from ditto2.ito.optimize import initial_noise
 
-    cfg, surrogate, composite, _, gen, _ = prepare(control, 1, "val", seed)
+    cfg, run, _ = prepare(control, 1, "val", seed)
     times = []
     for r in range(repeats + 1):  # the first is a warm-up
-        z0 = initial_noise((1, 1, gen.mel.n_mels, gen.mel.frames), seed + r)
-        _, _, secs = run_setting(surrogate, composite, z0, settings["steps"], settings["lr"], settings["lr_decay"],
-                                 cfg.m)
+        z0 = initial_noise((1, 1, run.gen.mel.n_mels, run.gen.mel.frames), seed + r)
+        _, _, secs = run_setting(run.surrogate, run.composite, z0, settings["steps"], settings["lr"],
+                                 settings["lr_decay"], cfg.m)
         times.append(secs)
     return {"control": control, "K": settings["steps"], "generation_s": round(statistics.median(times[1:]), 3),
             "max_s": round(max(times[1:]), 3), "repeats": repeats}

@@ -228,20 +228,23 @@ def save_targets(cfg: ITOConfig, target_sets: list, path: Path) -> None:
 DECODE_KEYS = ("m", "decode_steps", "gamma")
 
 
-def decode_defaults(path: str, method: str) -> dict:
-    """The (M, T, γ) that a control's experiment YAML chooses for ``method`` (its top-level values with
-    its ``defaults_by_method`` entry over them)."""
-    cfg = load_config(path, [f"method={method}"])
-    return {k: getattr(cfg, k) for k in DECODE_KEYS}
-
-
 def control_defaults(path: str, method: str) -> dict:
-    """What a student method of a table or the demo takes from the control's YAML: its (M, T, γ) and its Adam step
-    size (chosen per control on validation items; DITTO keeps the table's step size)."""
-    return {**decode_defaults(path, method), "lr": load_config(path, [f"method={method}"]).lr}
+    """What a student method of a table or the demo takes from the control's YAML for ``method`` (its top-level values
+    with its ``defaults_by_method`` entry over them): its (M, T, γ) and its Adam step size (chosen per control on
+    validation items; DITTO keeps the table's step size)."""
+    cfg = load_config(path, [f"method={method}"])
+    return {**{k: getattr(cfg, k) for k in DECODE_KEYS}, "lr": cfg.lr}
 
 
-def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None, gen=None):
+def decode_defaults(path: str, method: str) -> dict:
+    """The (M, T, γ) of ``control_defaults``."""
+    return {k: v for k, v in control_defaults(path, method).items() if k in DECODE_KEYS}
+
+
+def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None, gen=None,
+                    students: Optional[dict] = None):
+    """The method's surrogate for the tags; ``students``: a dict that keeps loaded student bundles by path (a server
+    answering many requests loads each once)."""
     gen = gen or load_generator(cfg.teacher)
     if tags_spec == "reference":
         if not clips:
@@ -254,7 +257,10 @@ def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None, gen
         raise ValueError(f"{cfg.teacher} was trained without tags (unconditional): use tags={{}}")
     if cfg.method == "ditto":
         return BaseModelSurrogate(gen.denoiser, tags, cfg.w, steps=cfg.base_steps), gen
-    student, meta = load_bundle(cfg.cm if cfg.method == "ditto2-cm" else cfg.ctm)
+    path, cache = (cfg.cm if cfg.method == "ditto2-cm" else cfg.ctm), ({} if students is None else students)
+    if path not in cache:
+        cache[path] = load_bundle(path)
+    student, meta = cache[path]
     if meta["data"]["mel"] != gen.meta["data"]["mel"]:
         raise ValueError("student and teacher bundles have different mel configs")
     return StudentSurrogate(student, tags, cfg.w, cfg.decode_steps, cfg.gamma, meta.get("grid_steps", 20), cfg.seed), gen
@@ -356,14 +362,35 @@ def run_device(cfg: ITOConfig) -> str:
     return cfg.device
 
 
+@dataclass
+class RunParts:
+    """What a run optimizes with and against: the base model, the surrogate, the controls with their targets, and the
+    held-out clips they came from (None without shards)."""
+
+    gen: Any
+    surrogate: Any
+    composite: CompositeControl
+    target_sets: list
+    refs: Optional[torch.Tensor]
+    clips: Optional[list]
+
+
+def build_run(cfg: ITOConfig, gen=None, students: Optional[dict] = None) -> RunParts:
+    """A config's models, surrogate, controls and targets (every target checked here, before any step): the runner,
+    the interactive bench and the page build a run this one way."""
+    gen = gen or load_generator(cfg.teacher)
+    refs, clips = reference_clips(cfg, gen)
+    surrogate, gen = build_surrogate(cfg, cfg.tags, clips, gen, students)
+    composite, target_sets, refs = build_control_and_targets(cfg, run_context(cfg, gen), refs, clips)
+    return RunParts(gen, surrogate, composite, target_sets, refs, clips)
+
+
 def run_ito(cfg: ITOConfig) -> dict:
     t_setup = time.perf_counter()
     check_config(cfg)
-    gen = load_generator(cfg.teacher)
-    refs, clips = reference_clips(cfg, gen)
-    surrogate, gen = build_surrogate(cfg, cfg.tags, clips, gen)
-    ctx = run_context(cfg, gen)
-    composite, target_sets, refs = build_control_and_targets(cfg, ctx, refs, clips)
+    parts = build_run(cfg)
+    gen, surrogate, composite, target_sets, clips = (parts.gen, parts.surrogate, parts.composite, parts.target_sets,
+                                                     parts.clips)
     captions = item_captions(cfg, clips, target_sets)
     shape = (cfg.batch, 1, gen.mel.n_mels, gen.mel.frames)
     out = Path(cfg.out)

@@ -8,6 +8,7 @@ so the two players differ only by the control.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -24,15 +25,7 @@ from ditto2.controls import ControlTargetError
 from ditto2.ito.optimize import initial_noise, optimize_noise
 from ditto2.ito.surrogates import m_schedule
 from ditto2.models.generator import load_generator
-from ditto2.runs.ito import (
-    ITOConfig,
-    build_control_and_targets,
-    build_surrogate,
-    check_config,
-    load_config,
-    run_context,
-    save_config,
-)
+from ditto2.runs.ito import ITOConfig, build_run, check_config, load_config, save_config
 from ditto2.serve.inputs import PAGE_CONTROLS, page_targets
 
 PRESETS = ("interactive", "full")
@@ -79,6 +72,7 @@ class Studio:
         self.gen = load_generator(self.models / "teacher")
         self.vocoder = GriffinLimVocoder(self.gen.mel, self.gen.normalizer)
         self.seconds, self.n_frames = self.gen.mel.clip_seconds, self.gen.mel.frames
+        self._students: dict = {}  # student bundles by path, loaded once (build_surrogate's cache)
         self._last: Optional[tuple] = None  # (request key, optimized z) for warm starts
         self._count = 0
         self._lock = threading.Lock()
@@ -143,8 +137,8 @@ class Studio:
         t_total = time.perf_counter()
         run_dir = Path(cfg.out)
         save_config(cfg, run_dir / "config.yaml")
-        surrogate, gen = build_surrogate(cfg, cfg.tags, None, self.gen)
-        composite, target_sets, _ = build_control_and_targets(cfg, run_context(cfg, gen))
+        parts = build_run(cfg, self.gen, self._students)
+        surrogate, gen, composite, target_sets = parts.surrogate, parts.gen, parts.composite, parts.target_sets
         z0 = initial_noise((1, 1, gen.mel.n_mels, gen.mel.frames), cfg.seed)
         key = json.dumps([[s.name for s in cfg.controls], cfg.tags, cfg.seed, cfg.method, cfg.steps], sort_keys=True)
         start, warmed = z0, False
@@ -157,7 +151,7 @@ class Studio:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
 
-        with self._lock if cfg.method != "ditto" else _nothing():
+        with self._lock if cfg.method != "ditto" else contextlib.nullcontext():
             run = optimize_noise(surrogate, composite, start, m_schedule(cfg.steps, cfg.m), cfg.lr, cfg.prior_weight,
                                  cfg.gradient_clip, on_step=step, lr_decay=cfg.lr_decay)
             mel = run.decode()
@@ -168,8 +162,8 @@ class Studio:
             self._last = (key, run.z.detach().clone())
         name = "ditto" if cfg.method == "ditto" else "ditto2"
         mels = {name: mel} if plain is None else {"uncontrolled": plain, name: mel}
-        with torch.no_grad():
-            waves = {k: self.vocoder(v)[0].numpy() for k, v in mels.items()}
+        with torch.no_grad():  # one vocoder pass for both
+            waves = dict(zip(mels, self.vocoder(torch.cat(list(mels.values()))).numpy()))
         wavs = {}
         for k, w in waves.items():
             wavs[k] = run_dir / f"{k}.wav"
@@ -205,27 +199,16 @@ class Studio:
                                         out=str(Path(cfg.out) / "ditto")))
 
 
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _stack_figures(figures: list, path: Path) -> Optional[Path]:
     """The controls' target-vs-achieved figures, one above the other, as one PNG."""
-    import matplotlib.pyplot as plt
     from PIL import Image
 
     from ditto2.viz import figure_to_array
 
     if not figures:
         return None
-    arrays = [figure_to_array(f) for f in figures]
-    for f in figures:
-        plt.close(f)
+    arrays = [figure_to_array(f) for f in figures]  # (it closes each figure)
     width = max(a.shape[1] for a in arrays)
     padded = [np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0)), constant_values=255) for a in arrays]
-    Image.fromarray(np.concatenate(padded, axis=0)[..., :3].astype(np.uint8)).save(path)
+    Image.fromarray(np.concatenate(padded, axis=0)).save(path)
     return path

@@ -46,11 +46,11 @@ test-browser: install browser
 	DITTO2_SCREENSHOT=docs/serve-page.png $(BIN)/python -m pytest tests/serve/test_browser.py -v
 
 # ITO steps vs adherence per control: validation items pick the interactive preset (K = 8, what fits 1 s on 2 cores,
-# and its best step size), other items (test split, seed 1000: other synth melodies and noise) report it
+# and its best step size and Adam betas), other items (test split, seed 1000: other synth melodies and noise) report it
 bench-interactive: install
-	$(BIN)/python -m ditto2.bench.interactive --split val --out results/interactive/val --pick 0.9 --max-k 8 --fill \
-		--write-preset
-	$(BIN)/python -m ditto2.bench.interactive --split test --seed 1000 --out results/interactive/test \
+	$(BIN)/python -m ditto2.bench.interactive --split val --n 32 --ks 8 --lrs 0.04 0.08 0.16 0.24 --decays constant \
+		--betas 0.9,0.999 0.5,0.9 --out results/interactive/val-adam --pick 0.9 --max-k 8 --fill --write-preset --repeats 0
+	$(BIN)/python -m ditto2.bench.interactive --split test --n 32 --seed 1000 --out results/interactive/test \
 		--preset experiments/serve/interactive.yaml
 
 # Real-music shards for training: Debian's game-music packages (≈8.7 h), tiny mel preset by default.

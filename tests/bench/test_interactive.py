@@ -9,9 +9,9 @@ from ditto2.bench.interactive import kept_share, pick, preset_for, within, write
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def row(control, kind, k, lr, decay, value, higher=False):
+def row(control, kind, k, lr, decay, value, higher=False, betas=(0.9, 0.999)):
     return {"control": control, "metric": "m", "higher_is_better": higher, "kind": kind, "K": k, "lr": lr,
-            "lr_decay": decay, "value": value}
+            "lr_decay": decay, "adam_betas": list(betas), "value": value}
 
 
 def test_within_is_relative_and_direction_aware():
@@ -34,21 +34,30 @@ def test_pick_takes_the_fewest_steps_keeping_the_share_else_the_best_of_the_most
             row("b", "reference", 150, 0.005, "constant", 90.0, True), row("b", "no control", 0, 0.005, "constant",
                                                                            10.0, True),
             row("b", "fresh", 5, 0.04, "cosine", 50.0, True), row("b", "fresh", 10, 0.04, "cosine", 70.0, True),
-            row("b", "fresh", 10, 0.02, "constant", 72.0, True)]
+            row("b", "fresh", 10, 0.02, "constant", 72.0, True), row("b", "fresh", 10, 0.02, "constant", 71.0, True,
+                                                                        (0.5, 0.9))]
     picks = pick(rows, 0.9)
     a = picks["a"]  # K=5 keeps (91-20)/90 = 79 %, K=10's best (8.0) keeps 92 %
     assert (a["steps"], a["lr"], a["lr_decay"], a["value"], a["kept_share"]) == (10, 0.04, "cosine", 8.0, 0.922)
+    assert a["adam_betas"] == [0.9, 0.999]
     assert a["within_bound"] and not a["within_15pct"] and a["reference_K"] == 70
     b = picks["b"]  # no K keeps 90 % (the best, 72.0, keeps 77.5 %): the best of the largest K, flagged
     assert (b["steps"], b["lr"], b["value"]) == (10, 0.02, 72.0) and not b["within_bound"]
+    rows[-1]["value"] = 73.0  # the same step with Adam's shorter memory now does better: its betas are picked
+    assert pick(rows, 0.9)["b"]["adam_betas"] == [0.5, 0.9]
 
 
 def test_written_preset_reads_back(tmp_path):
-    picks = {"intensity": {"steps": 8, "lr": 0.04, "lr_decay": "cosine", "value": 1.3, "reference": 1.2,
-                           "reference_K": 70, "no_control": 90.0, "kept_share": 0.999, "within_bound": True}}
+    picks = {"intensity": {"steps": 8, "lr": 0.04, "lr_decay": "cosine", "adam_betas": [0.5, 0.9], "value": 1.3,
+                           "reference": 1.2, "reference_K": 70, "no_control": 90.0, "kept_share": 0.999,
+                           "within_bound": True}}
     path = tmp_path / "interactive.yaml"
     write_preset(picks, 0.9, "results/x", path)
-    assert preset_for(str(path), "intensity") == {"steps": 8, "lr": 0.04, "lr_decay": "cosine"}
+    assert preset_for(str(path), "intensity") == {"steps": 8, "lr": 0.04, "lr_decay": "cosine",
+                                                  "adam_betas": [0.5, 0.9]}
+    old = tmp_path / "old.yaml"  # a preset written before adam_betas: Adam's defaults
+    old.write_text("controls:\n  melody: {steps: 8, lr: 0.08, lr_decay: constant}\n")
+    assert preset_for(str(old), "melody")["adam_betas"] == [0.9, 0.999]
     with pytest.raises(ValueError, match="no interactive settings for 'text'"):
         preset_for(str(path), "text")
 
@@ -62,8 +71,8 @@ def test_the_committed_preset_covers_every_page_control_and_is_what_the_page_use
     for control in PAGE_CONTROLS:
         p = studio.preset(control)
         parts = [preset_for(str(path), c) for c in control.split("+")]
-        assert p == max(parts, key=lambda x: x["steps"]) and 1 <= p["steps"] <= 70 and p["lr_decay"] in (
-            "constant", "cosine")
+        assert {**p, "adam_betas": p.get("adam_betas", [0.9, 0.999])} == max(parts, key=lambda x: x["steps"])
+        assert 1 <= p["steps"] <= 70 and p["lr_decay"] in ("constant", "cosine")
 
 
 def test_a_latency_budget_caps_the_steps():
@@ -75,3 +84,34 @@ def test_a_latency_budget_caps_the_steps():
     assert (capped["steps"], capped["value"], capped["within_bound"]) == (8, 12.0, False)
     filled = pick(rows, 0.9, max_k=8, fill=True)["a"]  # the whole budget: K = 8 even where 5 steps would do
     assert filled["steps"] == 8
+
+
+def test_betas_arguments_parse_and_fail_in_one_line():
+    import argparse
+
+    from ditto2.bench.interactive import _pair
+
+    assert _pair("0.5,0.9") == [0.5, 0.9]
+    for bad in ("0.5", "0.5,1", "a,b"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _pair(bad)
+
+
+def test_repick_merges_sweeps_of_the_same_items_and_refuses_others(tmp_path):
+    import json
+
+    from ditto2.bench.interactive import sweep_rows
+
+    args = {"split": "val", "n": 32, "seed": 0}
+    ends = [row("a", "reference", 70, 0.02, "constant", 1.0), row("a", "no control", 0, 0.02, "constant", 91.0)]
+    first, second, other = tmp_path / "k8.json", tmp_path / "k7.json", tmp_path / "test.json"
+    first.write_text(json.dumps({"args": args, "rows": ends + [row("a", "fresh", 8, 0.08, "constant", 5.0)]}))
+    second.write_text(json.dumps({"args": args, "rows": [{**ends[0], "seconds_batch": 9.9}, ends[1],
+                                                         row("a", "fresh", 7, 0.08, "constant", 6.0)]}))
+    rows = sweep_rows([str(first), str(second)])
+    assert sorted((r["kind"], r["K"]) for r in rows) == [("fresh", 7), ("fresh", 8), ("no control", 0),
+                                                         ("reference", 70)]
+    assert pick(rows, 0.9, max_k=7)["a"]["steps"] == 7
+    other.write_text(json.dumps({"args": {**args, "split": "test"}, "rows": ends}))
+    with pytest.raises(ValueError, match="graded different items"):
+        sweep_rows([str(first), str(other)])

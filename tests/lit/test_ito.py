@@ -308,3 +308,46 @@ def test_both_engines_step_with_the_schedules_sizes(decay):
                enable_model_summary=False).fit(module)
     assert torch.allclose(run.z.detach(), expected, atol=1e-5)
     assert torch.allclose(module.z.detach(), expected, atol=1e-5)
+
+
+def test_adam_betas_reach_both_engines_and_bad_pairs_fail_before_compute():
+    """A quadratic loss ½‖z‖²: both engines take the same steps as a hand-written Adam with the given (β1, β2), which
+    differ from the default betas' steps; a pair outside [0, 1) is one line naming adam_betas, in the config too."""
+    import pytorch_lightning as pl
+
+    from ditto2.ito.optimize import check_betas, initial_noise, optimize_noise
+    from ditto2.ito.surrogates import Surrogate
+    from ditto2.runs.ito import load_config
+
+    class Identity(Surrogate):
+        def optimize_forward(self, z, m):
+            return z
+
+        def decode(self, z):
+            return z
+
+    def hand_adam(z, lr, b1, b2, k, eps=1e-8):
+        m, v = torch.zeros_like(z), torch.zeros_like(z)
+        for t in range(1, k + 1):
+            g = z  # the gradient of ½‖z‖²
+            m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+            z = z - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
+        return z
+
+    loss = lambda mel: 0.5 * mel.flatten(1).pow(2).sum(1)  # noqa: E731
+    z0 = initial_noise((2, 1, 4, 4), 0)
+    expected = hand_adam(z0, 0.1, 0.5, 0.9, 5)
+    assert not torch.allclose(expected, hand_adam(z0, 0.1, 0.9, 0.999, 5), atol=1e-3)
+    run = optimize_noise(Identity(), loss, z0, m_schedule(5, 1), lr=0.1, betas=(0.5, 0.9))
+    module = ITOModule(Identity(), loss, (2, 1, 4, 4), steps=5, m=1, lr=0.1, betas=[0.5, 0.9])
+    pl.Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module)
+    assert torch.allclose(run.z.detach(), expected, atol=1e-5)
+    assert torch.allclose(module.z.detach(), expected, atol=1e-5)
+    assert check_betas([0, 0.5]) == (0.0, 0.5)
+    for bad in ([1.0, 0.9], [0.5], [0.5, -0.1]):
+        with pytest.raises(ValueError, match="adam_betas must be two numbers in"):
+            check_betas(bad)
+    assert load_config(None, ["adam_betas=[0.5,0.9]"]).adam_betas == [0.5, 0.9]
+    with pytest.raises(ValueError, match="adam_betas"):
+        load_config(None, ["adam_betas=[0.5,1.5]"])

@@ -23,7 +23,8 @@ def studio(tmp_path_factory):
     pytest.importorskip("omegaconf")
     out = tmp_path_factory.mktemp("serve")
     preset = out / "interactive.yaml"
-    preset.write_text("controls:\n" + "".join(f"  {c}: {{steps: 4, lr: 0.04, lr_decay: cosine}}\n" for c in
+    preset.write_text("controls:\n" + "".join(f"  {c}: {{steps: 4, lr: 0.04, lr_decay: cosine, adam_betas: [0.5, 0.9]}}\n"
+                                              for c in
                                               ("intensity", "melody", "structure", "outpainting", "inpainting", "text")))
     return Studio(str(MODELS), str(out / "runs"), str(ROOT / "experiments" / "ito"), str(preset))
 
@@ -34,6 +35,7 @@ def test_a_request_is_a_run_folder_that_its_config_reproduces(studio, tmp_path, 
     page = {"melody_file": str(write_midi(tmp_path / "tune.mid"))}
     cfg = studio.config("melody", page, {"genre": "ambient"}, 3, "interactive", run_dir)
     assert (cfg.steps, cfg.lr, cfg.lr_decay, cfg.batch, cfg.seed) == (4, 0.04, "cosine", 1, 3)
+    assert cfg.adam_betas == [0.5, 0.9]
     out = studio.generate(cfg)
     assert {p.name for p in run_dir.iterdir()} >= {"config.yaml", "uncontrolled.wav", "ditto2.wav", "ditto2-target.png",
                                                     "ditto2-result.json", "upload-tune.mid"}

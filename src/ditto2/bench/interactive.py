@@ -2,18 +2,22 @@
 
 For every control (its experiment YAML's defaults: DITTO-2 CTM, M = T = 1 for all but text), ``n`` held-out items
 of ``--split`` (val chooses, test reports) are optimized from the same noise with K in ``--ks`` steps, each Adam step
-size ``--lrs`` and decay (constant, or cosine from lr to 0), and graded on the decoded audio by the control's own
-instrument (``Control.grade``, never its loss; the judging CLAP for text). The reference is the YAML's K = 70.
-Warm starts: items optimized for one target (K = 70) and then given another target (another item's) start from
-their optimized noise instead of the fresh noise.
+size ``--lrs``, decay (constant, or cosine from lr to 0) and Adam (β1, β2) ``--betas``, and graded on the decoded
+audio by the control's own instrument (``Control.grade``, never its loss; the judging CLAP for text). The reference
+is the YAML's full run (K = 70, 150 for melody and structure, its step size, Adam's default betas). Warm starts:
+items optimized for one target (the full run) and then given another target (another item's) start from their
+optimized noise instead of the fresh noise.
 
-``--pick BOUND`` chooses per control the cheapest (K, lr, decay) whose mean metric is within BOUND (relative, in the
-metric's better-or-equal direction allowed) of the K = 70 value, else the best of the fastest K; ``--write-preset``
-writes the picks to ``experiments/serve/interactive.yaml``. Latency: one batch-1 generation (K steps + T-step
-decode) timed ``--repeats`` times per control with the picked settings.
+``--pick SHARE`` chooses per control the fewest steps whose best setting keeps SHARE of the full run's improvement
+over no control (``kept_share``); ``--max-k K --fill``: the best setting at the largest K within a latency budget
+instead. ``--write-preset`` writes the picks to ``experiments/serve/interactive.yaml``; ``--repick`` picks again from
+earlier sweeps' results.json without compute. Latency: one batch-1 generation (K steps + the decode) timed
+``--repeats`` times per control with the picked (or ``--preset``) settings.
 
-    python -m ditto2.bench.interactive --split val --out results/interactive/val --pick 0.15 --write-preset
-    python -m ditto2.bench.interactive --split test --out results/interactive/test --preset experiments/serve/interactive.yaml
+    python -m ditto2.bench.interactive --split val --n 32 --ks 8 --lrs 0.04 0.08 0.16 0.24 --decays constant \
+        --betas 0.9,0.999 0.5,0.9 --out results/interactive/val-adam --pick 0.9 --max-k 8 --fill --write-preset
+    python -m ditto2.bench.interactive --split test --n 32 --seed 1000 --out results/interactive/test \
+        --preset experiments/serve/interactive.yaml
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from pathlib import Path
 from typing import Optional
 
 CONTROL_NAMES = ("intensity", "melody", "structure", "outpainting", "inpainting", "text")
-PRESET_KEYS = ("steps", "lr", "lr_decay")
+PRESET_KEYS = ("steps", "lr", "lr_decay", "adam_betas")
+DEFAULT_BETAS = [0.9, 0.999]  # torch's Adam (ito.optimize.ADAM_BETAS)
 
 
 def prepare(control: str, n: int, split: str, seed: int, overrides: list[str] = ()):
@@ -50,21 +55,22 @@ def grade(composite, target_sets, vocoder, mel, sample_rate) -> list[float]:
     return [control.grade(waves[i], sample_rate, ts.metric_target[i]) for i in range(len(waves))]
 
 
-def run_setting(surrogate, composite, z0, k: int, lr: float, decay: str, m=1):
+def run_setting(surrogate, composite, z0, k: int, lr: float, decay: str, m=1, betas=DEFAULT_BETAS):
     from ditto2.ito.optimize import optimize_noise
     from ditto2.ito.surrogates import m_schedule
 
     t0 = time.perf_counter()
-    run = optimize_noise(surrogate, composite, z0, m_schedule(k, m), lr=lr, lr_decay=decay)
+    run = optimize_noise(surrogate, composite, z0, m_schedule(k, m), lr=lr, lr_decay=decay, betas=betas)
     mel = run.decode()
     return run, mel, time.perf_counter() - t0
 
 
-def result_row(control: str, composite, kind: str, k: int, lr: float, decay: str, values: list, seconds: float) -> dict:
+def result_row(control: str, composite, kind: str, k: int, lr: float, decay: str, values: list, seconds: float,
+               betas=DEFAULT_BETAS) -> dict:
     """One cell's row (the mean of its items' grades), printed as it lands."""
     c = composite.controls[0]
     row = {"control": control, "metric": c.metric, "higher_is_better": c.higher_is_better, "kind": kind, "K": k,
-           "lr": lr, "lr_decay": decay, "n": len(values), "value": round(statistics.fmean(values), 5),
+           "lr": lr, "lr_decay": decay, "adam_betas": [float(b) for b in betas], "n": len(values), "value": round(statistics.fmean(values), 5),
            "values": [round(v, 5) for v in values], "seconds_batch": round(seconds, 3)}
     print(json.dumps({key: v for key, v in row.items() if key != "values"}), flush=True)
     return row
@@ -77,22 +83,23 @@ def sweep_control(control: str, args) -> list[dict]:
     s, comp, ts, sr = run.surrogate, run.composite, run.target_sets, run.gen.mel.sample_rate
     z0 = initial_noise((args.n, 1, run.gen.mel.n_mels, run.gen.mel.frames), cfg.seed)
 
-    def cell(kind, k, lr, decay, mel, secs):
-        return result_row(control, comp, kind, k, lr, decay, grade(comp, ts, vocoder, mel, sr), secs)
+    def cell(kind, k, lr, decay, betas, mel, secs):
+        return result_row(control, comp, kind, k, lr, decay, grade(comp, ts, vocoder, mel, sr), secs, betas)
 
+    full = (cfg.steps, cfg.lr, cfg.lr_decay, list(cfg.adam_betas))  # the control's full run: its YAML's settings
     _, plain, _ = run_setting(s, comp, z0, 0, cfg.lr, "constant")
-    rows = [cell("no control", 0, cfg.lr, "constant", plain, 0.0)]
-    _, mel, secs = run_setting(s, comp, z0, cfg.steps, cfg.lr, "constant", cfg.m)
-    rows.append(cell("reference", cfg.steps, cfg.lr, "constant", mel, secs))
-    settings = [(k, lr, d) for k, lr, d in itertools.product(args.ks, args.lrs, args.decays)]
+    rows = [cell("no control", 0, cfg.lr, "constant", DEFAULT_BETAS, plain, 0.0)]
+    _, mel, secs = run_setting(s, comp, z0, *full[:3], cfg.m, full[3])
+    rows.append(cell("reference", *full, mel, secs))
+    settings = [(k, lr, d, list(b)) for k, lr, d, b in itertools.product(args.ks, args.lrs, args.decays, args.betas)]
     if args.preset:
         settings = [tuple(preset_for(args.preset, control)[key] for key in PRESET_KEYS)]
-    for k, lr, decay in settings:
-        if (k, lr, decay) == (cfg.steps, cfg.lr, "constant"):  # the reference's own setting: its row, not a rerun
+    for k, lr, decay, betas in settings:
+        if (k, lr, decay, betas) == full:  # the reference's own setting: its row, not a rerun
             rows.append({**rows[1], "kind": "fresh"})
             continue
-        _, mel, secs = run_setting(s, comp, z0, k, lr, decay, cfg.m)
-        rows.append(cell("fresh", k, lr, decay, mel, secs))
+        _, mel, secs = run_setting(s, comp, z0, k, lr, decay, cfg.m, betas)
+        rows.append(cell("fresh", k, lr, decay, betas, mel, secs))
     return rows
 
 
@@ -109,10 +116,10 @@ def warm_rows(control: str, setting: dict, args) -> list[dict]:
     rows = []
     for start, z in (("fresh", z0), ("warm", first.z.detach())):
         _, mel, secs = run_setting(run.surrogate, other.composite, z, setting["steps"], setting["lr"],
-                                   setting["lr_decay"], cfg.m)
+                                   setting["lr_decay"], cfg.m, setting["adam_betas"])
         values = grade(other.composite, other.target_sets, vocoder, mel, run.gen.mel.sample_rate)
         rows.append(result_row(control, other.composite, f"new target, {start} start", setting["steps"],
-                               setting["lr"], setting["lr_decay"], values, secs))
+                               setting["lr"], setting["lr_decay"], values, secs, setting["adam_betas"]))
     return rows
 
 
@@ -148,7 +155,7 @@ def pick(rows: list[dict], share: float, max_k: Optional[int] = None, fill: bool
                 ok = True
                 break
         picks[control] = {"steps": chosen["K"], "lr": chosen["lr"], "lr_decay": chosen["lr_decay"],
-                          "value": chosen["value"], "reference": ref["value"], "reference_K": ref["K"],
+                          "adam_betas": chosen.get("adam_betas", DEFAULT_BETAS), "value": chosen["value"], "reference": ref["value"], "reference_K": ref["K"],
                           "no_control": none["value"],
                           "kept_share": round(kept_share(chosen["value"], none["value"], ref["value"]), 3),
                           "within_15pct": within(chosen["value"], ref["value"], 0.15, ref["higher_is_better"]),
@@ -163,7 +170,7 @@ def preset_for(path: str, control: str) -> dict:
     data = OmegaConf.to_container(OmegaConf.load(path))
     if control not in data.get("controls", {}):
         raise ValueError(f"{path} has no interactive settings for {control!r}")
-    return data["controls"][control]
+    return {"adam_betas": list(DEFAULT_BETAS), **data["controls"][control]}
 
 
 def write_preset(picks: dict, share: float, source: str, path: Path, max_k: Optional[int] = None) -> None:
@@ -171,13 +178,16 @@ def write_preset(picks: dict, share: float, source: str, path: Path, max_k: Opti
     budget = f" --max-k {max_k} --fill" if max_k else ""
     lines = ["# The interactive page's ITO settings per control (ditto2 serve), picked on validation items by",
              f"#   python -m ditto2.bench.interactive ... --pick {share:g}{budget} --write-preset   (results: {source})",
-             (f"# rule: K = {max_k} (what fits 1 s here), its best step size; kept = the share of the full-K improvement "
+             (f"# rule: K = {max_k} (what fits 1 s here), its best step size and Adam betas; kept = the share of the full-K improvement "
               f"over no control (target >= {share:.0%})" if max_k else
-              f"# rule: the fewest steps K whose best step size keeps >= {share:.0%} of the control's full-K improvement"),
+              f"# rule: the fewest steps K whose best step size and betas keep >= {share:.0%} of the control's full-K "
+              "improvement"),
              "# over no control, graded on decoded audio (M, T, gamma: the control's experiments/ito/<control>.yaml).",
              f"kept_share: {share}", "controls:"]
     for control, p in picks.items():
-        lines.append(f"  {control}: {{steps: {p['steps']}, lr: {p['lr']}, lr_decay: {p['lr_decay']}}}  # {p['value']} "
+        betas = ", ".join(f"{b:g}" for b in p["adam_betas"])
+        lines.append(f"  {control}: {{steps: {p['steps']}, lr: {p['lr']}, lr_decay: {p['lr_decay']}, adam_betas: [{betas}]}}"
+                     f"  # {p['value']} "
                      f"vs {p['reference']} at K={p['reference_K']} and {p['no_control']} without control: keeps "
                      f"{p['kept_share']:.1%}{'' if p['within_bound'] else ' (BELOW the target)'}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +203,7 @@ def latency(control: str, settings: dict, repeats: int, seed: int) -> dict:
     for r in range(repeats + 1):  # the first is a warm-up
         z0 = initial_noise((1, 1, run.gen.mel.n_mels, run.gen.mel.frames), seed + r)
         _, _, secs = run_setting(run.surrogate, run.composite, z0, settings["steps"], settings["lr"],
-                                 settings["lr_decay"], cfg.m)
+                                 settings["lr_decay"], cfg.m, settings["adam_betas"])
         times.append(secs)
     return {"control": control, "K": settings["steps"], "generation_s": round(statistics.median(times[1:]), 3),
             "max_s": round(max(times[1:]), 3), "repeats": repeats}
@@ -206,21 +216,22 @@ def write_results(out: Path, rows: list[dict], picks: dict, lat: list[dict], arg
     md = [f"# ITO steps vs adherence ({args.split} split, n = {args.n} items per cell, seed {args.seed})", "",
           "Graded on decoded audio by each control's instrument (not its loss); ↓/↑: which way is better.", "",
           "kept: the share of the full-K run's improvement over no control (1 = as good as the full K).", "",
-          "| control | metric | setting | K | lr | decay | value | kept | batch s |", "|---|---|---|---|---|---|---|---|---|"]
+          "| control | metric | setting | K | lr | decay | Adam β | value | kept | batch s |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     ends = {(r["control"], r["kind"]): r["value"] for r in rows if r["kind"] in ("no control", "reference")}
     for r in rows:
         arrow = "↑" if r["higher_is_better"] else "↓"
         none, full = ends.get((r["control"], "no control")), ends.get((r["control"], "reference"))
         kept = f"{kept_share(r['value'], none, full):.0%}" if r["kind"] == "fresh" and None not in (none, full) else ""
         md.append(f"| {r['control']} | {r['metric']} {arrow} | {r['kind']} | {r['K']} | {r['lr']:g} | {r['lr_decay']} | "
-                  f"{r['value']:.4g} | {kept} | {r['seconds_batch']:.2f} |")
+                  f"{_betas(r)} | {r['value']:.4g} | {kept} | {r['seconds_batch']:.2f} |")
     if picks:
         rule = (f"K = {args.max_k}, the latency budget, its best step" if getattr(args, "fill", False) else
                 f"the fewest steps keeping >= {args.pick:.0%} of the full-K improvement")
         md += ["", f"## Picks ({rule}; 'below': under {args.pick:.0%})", "",
-               "| control | K | lr | decay | value | full K | value at full K | no control | kept | within 15 % of full K |",
-               "|---|---|---|---|---|---|---|---|---|---|"]
-        md += [f"| {c} | {p['steps']} | {p['lr']:g} | {p['lr_decay']} | {p['value']:.4g} | {p['reference_K']} | "
+               "| control | K | lr | decay | Adam β | value | full K | value at full K | no control | kept | within 15 % of full K |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
+        md += [f"| {c} | {p['steps']} | {p['lr']:g} | {p['lr_decay']} | {_betas(p)} | {p['value']:.4g} | {p['reference_K']} | "
                f"{p['reference']:.4g} | {p['no_control']:.4g} | {p['kept_share']:.0%}{'' if p['within_bound'] else ' (below)'} | "
                f"{'yes' if p['within_15pct'] else 'no'} |" for c, p in picks.items()]
     if lat:
@@ -234,31 +245,64 @@ def write_results(out: Path, rows: list[dict], picks: dict, lat: list[dict], arg
         print(f"no figure: {e}")
 
 
+def _betas(row: dict) -> str:
+    return ", ".join(f"{b:g}" for b in row.get("adam_betas", DEFAULT_BETAS))
+
+
 def plot(out: Path, rows: list[dict]) -> None:
+    """Adherence vs K, one line per (step, decay, betas); a sweep of one K: adherence vs the step size instead, one line
+    per (decay, betas). The full run is the black line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     controls = list(dict.fromkeys(r["control"] for r in rows))
+    fresh = [r for r in rows if r["kind"] == "fresh"]
+    x = "K" if len({r["K"] for r in fresh}) > 1 else "lr"
+    curve = (lambda r: (r["lr"], r["lr_decay"], _betas(r))) if x == "K" else (lambda r: (r["lr_decay"], _betas(r)))
     fig, axes = plt.subplots(1, len(controls), figsize=(3.2 * len(controls), 3), squeeze=False)
     for ax, control in zip(axes[0], controls):
-        rs = [r for r in rows if r["control"] == control]
-        ref = next(r for r in rs if r["kind"] == "reference")
-        for (lr, decay), group in itertools.groupby(sorted((r for r in rs if r["kind"] == "fresh"),
-                                                           key=lambda r: (r["lr"], r["lr_decay"], r["K"])),
-                                                    key=lambda r: (r["lr"], r["lr_decay"])):
+        ref = next(r for r in rows if r["control"] == control and r["kind"] == "reference")
+        mine = sorted((r for r in fresh if r["control"] == control), key=lambda r: (*curve(r), r[x]))
+        for key, group in itertools.groupby(mine, key=curve):
             g = list(group)
-            ax.plot([r["K"] for r in g], [r["value"] for r in g], "o-" if decay == "cosine" else "s--", ms=3,
-                    label=f"{lr:g} {decay}")
+            ax.plot([r[x] for r in g], [r["value"] for r in g], "o-" if key[-2] == "cosine" else "s--", ms=3,
+                    label=" ".join(f"{v:g}" if isinstance(v, float) else v for v in key[:-1]) + f" β {key[-1]}")
         ax.axhline(ref["value"], color="k", lw=1, label=f"K={ref['K']} (full)")
-        ax.set_title(control, fontsize=9)
-        ax.set_xlabel("K")
+        ax.set_title(control if x == "K" else f"{control}, K = {mine[0]['K'] if mine else '?'}", fontsize=9)
+        ax.set_xlabel("K" if x == "K" else "Adam step size")
         ax.set_ylabel(ref["metric"] + (" ↑" if ref["higher_is_better"] else " ↓"), fontsize=8)
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "adherence_vs_k.png", dpi=110)
     plt.close(fig)
+
+
+def sweep_rows(files: list[str]) -> list[dict]:
+    """The sweep rows of earlier runs' results.json, which must have graded the same items (split, n, seed); a cell
+    (control, kind, K, step, decay, betas) in several files counts once (the first)."""
+    rows, items = {}, set()
+    for f in files:
+        data = json.loads(Path(f).read_text())
+        items.add(tuple(data["args"][k] for k in ("split", "n", "seed")))
+        for r in data["rows"]:
+            if r["kind"] in ("no control", "reference", "fresh"):
+                key = (r["control"], r["kind"], r["K"], r["lr"], r["lr_decay"], _betas(r))
+                rows.setdefault(key, r)
+    if len(items) > 1:
+        raise ValueError(f"--repick files graded different items (split, n, seed): {sorted(items)}")
+    return list(rows.values())
+
+
+def _pair(text: str) -> list[float]:
+    """``b1,b2`` -> [b1, b2], checked like the configs' ``adam_betas``."""
+    from ditto2.ito.optimize import check_betas
+
+    try:
+        return list(check_betas(float(x) for x in text.split(",")))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
 
 
 def main(argv=None) -> int:
@@ -271,12 +315,15 @@ def main(argv=None) -> int:
     p.add_argument("--ks", type=int, nargs="*", default=[5, 8, 12, 20])
     p.add_argument("--lrs", type=float, nargs="*", default=[0.02, 0.04, 0.08])
     p.add_argument("--decays", nargs="*", default=["constant", "cosine"])
+    p.add_argument("--betas", type=_pair, nargs="*", default=[[0.9, 0.999], [0.5, 0.9]],
+                   help="Adam (β1, β2) pairs to sweep, each as b1,b2")
     p.add_argument("--preset", help="a preset YAML: run only its setting per control (the test-split check)")
     p.add_argument("--warm", action="store_true", help="also measure warm starts for a new target")
     p.add_argument("--pick", type=float, help="choose the fewest steps keeping this share of the full-K improvement")
     p.add_argument("--max-k", type=int, help="pick among K <= this (the steps that fit the latency budget)")
     p.add_argument("--fill", action="store_true", help="with --max-k: the largest K within it, its best step size")
-    p.add_argument("--repick", help="a results.json of an earlier sweep: pick (and --write-preset) without compute")
+    p.add_argument("--repick", nargs="+", help="results.json of earlier sweeps (e.g. one more K for one control): pick "
+                   "(and --write-preset) from their rows without compute")
     p.add_argument("--write-preset", action="store_true", help="write the picks to experiments/serve/interactive.yaml")
     p.add_argument("--repeats", type=int, default=5, help="batch-1 generations timed per control (0: none)")
     p.add_argument("--threads", type=int, default=2)
@@ -286,8 +333,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     out, rows = Path(args.out), []
     if args.repick:
-        rows = [r for r in json.loads(Path(args.repick).read_text())["rows"] if r["kind"] in ("no control", "reference",
-                                                                                              "fresh")]
+        rows = sweep_rows(args.repick)
         args.repeats, args.warm = 0, False
     for control in [] if args.repick else args.controls:
         rows += sweep_control(control, args)

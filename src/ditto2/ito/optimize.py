@@ -59,6 +59,15 @@ def initial_noise(shape: tuple, seed: int) -> torch.Tensor:
 
 
 LR_DECAYS = ("constant", "cosine")
+ADAM_BETAS = (0.9, 0.999)  # torch's (and DITTO's) defaults
+
+
+def check_betas(betas) -> tuple[float, float]:
+    """Adam's (β1, β2) as a checked pair: each in [0, 1)."""
+    betas = tuple(float(b) for b in betas)
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"adam_betas must be two numbers in [0, 1), e.g. [0.9, 0.999], got {list(betas)}")
+    return betas
 
 
 def step_sizes(lr: float, k: int, decay: str = "constant") -> list[float]:
@@ -74,15 +83,16 @@ def step_sizes(lr: float, k: int, decay: str = "constant") -> list[float]:
 def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, schedule: list[int],
                    lr: float = 5e-3, prior_weight: float = 0.0, gradient_clip: Optional[float] = None,
                    on_step: Optional[Callable[[int, torch.Tensor], None]] = None,
-                   lr_decay: str = "constant") -> NoiseRun:
+                   lr_decay: str = "constant", betas=ADAM_BETAS) -> NoiseRun:
     """Adam on z for ``len(schedule)`` steps, step k differentiating through ``schedule[k]`` surrogate
     steps (``m_schedule``), with step size ``step_sizes(lr, K, lr_decay)[k]``. Items are independent: the
     summed loss gives each its own gradient. ``on_step(k, per_item_loss)`` is called after every step
-    (logging, progress; it may raise to stop the run)."""
+    (logging, progress; it may raise to stop the run). ``betas``: Adam's (β1, β2); for a handful of steps a short
+    memory, e.g. (0.5, 0.9), follows the gradient sooner than the defaults (``bench/interactive``)."""
     surrogate.eval()
     z = nn.Parameter(z0.detach().clone())
     run = NoiseRun(surrogate, z)
-    opt = torch.optim.Adam([z], lr=lr)
+    opt = torch.optim.Adam([z], lr=lr, betas=check_betas(betas))
     sizes = step_sizes(lr, len(schedule), lr_decay)
     t0 = time.perf_counter()
     for k, m in enumerate(schedule):

@@ -13,19 +13,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ditto2.ito.optimize import initial_noise, objective, step_sizes, timed_decode
+from ditto2.ito.optimize import ADAM_BETAS, check_betas, initial_noise, objective, step_sizes, timed_decode
 from ditto2.ito.surrogates import Surrogate, m_schedule
 
 
 class ITOModule(pl.LightningModule):
     def __init__(self, surrogate: Surrogate, control: nn.Module, noise_shape: tuple, steps: int = 70,
                  m=1, lr: float = 5e-3, prior_weight: float = 0.0, seed: int = 0,
-                 init_noise: Optional[torch.Tensor] = None, lr_decay: str = "constant"):
+                 init_noise: Optional[torch.Tensor] = None, lr_decay: str = "constant",
+                 betas=ADAM_BETAS):
         super().__init__()
         self.surrogate, self.control = surrogate.eval(), control
         self.k, self.lr, self.prior_weight = steps, lr, prior_weight
         self.schedule = m_schedule(steps, m)
         self.sizes = step_sizes(lr, steps, lr_decay)  # Adam's step size at each step (optimize_noise's)
+        self.betas = check_betas(betas)
         self.z = nn.Parameter((initial_noise(noise_shape, seed) if init_noise is None else init_noise).clone())
         self.history: list[list[float]] = []  # per step, per item loss
         self.timing = {"optimize_s": 0.0, "decode_s": 0.0, "step_s": []}  # step_s: wall time of each Adam step
@@ -40,7 +42,7 @@ class ITOModule(pl.LightningModule):
         return DataLoader(range(self.k), batch_size=None)  # a Lightning epoch of K steps; no data
 
     def configure_optimizers(self):
-        return torch.optim.Adam([self.z], lr=self.lr)
+        return torch.optim.Adam([self.z], lr=self.lr, betas=self.betas)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         self.trainer.optimizers[0].param_groups[0]["lr"] = self.sizes[self.global_step]

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.controls import CONTROLS, CompositeControl, MelContext, build_control
 from ditto2.data.heldout import held_out_clips
-from ditto2.ito.optimize import LR_DECAYS, initial_noise, optimize_noise
+from ditto2.ito.optimize import ADAM_BETAS, LR_DECAYS, check_betas, initial_noise, optimize_noise
 from ditto2.ito.surrogates import BaseModelSurrogate, StudentSurrogate, m_schedule
 from ditto2.models.bundle import bundle_stem, load_bundle
 from ditto2.models.generator import load_generator
@@ -69,6 +69,8 @@ class ITOConfig:
     steps: int = 70  # K; 0 = no optimization: decode the initial noise (plain sampling)
     lr: float = 5e-3
     lr_decay: str = "constant"  # Adam's step size over the K steps: constant | cosine (from lr towards 0)
+    # Adam's (β1, β2); the interactive preset's few steps use a shorter memory (experiments/serve/interactive.yaml)
+    adam_betas: list = field(default_factory=lambda: list(ADAM_BETAS))
     m: Any = 1  # surrogate steps while optimizing: int or "adaptive"
     decode_steps: int = 2  # T for students; the DITTO baseline always uses base_steps
     base_steps: int = 20
@@ -178,6 +180,7 @@ def check_config(cfg: ITOConfig) -> ITOConfig:
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     if cfg.lr_decay not in LR_DECAYS:
         raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {cfg.lr_decay!r}")
+    check_betas(cfg.adam_betas)
     if cfg.engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {cfg.engine!r}")
     for spec in cfg.controls:
@@ -414,7 +417,8 @@ def _run_lightning(cfg: ITOConfig, surrogate, composite, shape, device: str, cal
     from ditto2.lit.ito import ITOModule
 
     module = ITOModule(surrogate, composite, shape, steps=cfg.steps, m=cfg.m, lr=cfg.lr,
-                       prior_weight=cfg.prior_weight, seed=cfg.seed, lr_decay=cfg.lr_decay)
+                       prior_weight=cfg.prior_weight, seed=cfg.seed, lr_decay=cfg.lr_decay,
+                       betas=cfg.adam_betas)
     logger = pl.loggers.TensorBoardLogger(str(out), name="tb", version="") if cfg.tensorboard else False
     gpu = device.startswith("cuda")
     trainer = pl.Trainer(max_steps=cfg.steps, accelerator="gpu" if gpu else "cpu",
@@ -432,7 +436,8 @@ def _run_loop(cfg: ITOConfig, surrogate, composite, shape, device: str, callback
     writer = _writer(out) if cfg.tensorboard else None
     log = (lambda k, loss: writer.add_scalar("ito/loss", float(loss.mean()), k)) if writer is not None else None
     run = optimize_noise(surrogate, composite, initial_noise(shape, cfg.seed).to(device), m_schedule(cfg.steps, cfg.m),
-                         cfg.lr, cfg.prior_weight, cfg.gradient_clip, on_step=log, lr_decay=cfg.lr_decay)
+                         cfg.lr, cfg.prior_weight, cfg.gradient_clip, on_step=log, lr_decay=cfg.lr_decay,
+                         betas=cfg.adam_betas)
     mel = None
     if cfg.steps == 0:
         mel = run.decode()  # once: the control loss at the initial noise and the report both read this output

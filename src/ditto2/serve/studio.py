@@ -22,7 +22,7 @@ import torch
 
 from ditto2.audio.vocoder import GriffinLimVocoder
 from ditto2.controls import ControlTargetError
-from ditto2.ito.optimize import initial_noise, optimize_noise
+from ditto2.ito.optimize import ADAM_BETAS, initial_noise, optimize_noise
 from ditto2.ito.surrogates import m_schedule
 from ditto2.models.generator import load_generator
 from ditto2.runs.ito import ITOConfig, build_run, check_config, load_config, save_config
@@ -84,7 +84,8 @@ class Studio:
         return {f: list(v[1:]) for f, v in self.gen.vocab.values.items()}
 
     def preset(self, control: str) -> dict:
-        """The interactive preset's (steps, lr, lr_decay) for ``control`` (a pair: the slower of its parts)."""
+        """The interactive preset's (steps, lr, lr_decay, adam_betas) for ``control`` (a pair: the slower of its
+        parts)."""
         from omegaconf import OmegaConf
 
         if not self.preset_file.is_file():
@@ -124,6 +125,7 @@ class Studio:
         if preset == "interactive" and method != "ditto":
             p = self.preset(control)
             cfg.steps, cfg.lr, cfg.lr_decay = int(p["steps"]), float(p["lr"]), str(p["lr_decay"])
+            cfg.adam_betas = [float(b) for b in p.get("adam_betas", ADAM_BETAS)]
         return check_config(cfg)
 
     # ------------------------------------------------------------------ compute
@@ -153,7 +155,7 @@ class Studio:
 
         with self._lock if cfg.method != "ditto" else contextlib.nullcontext():
             run = optimize_noise(surrogate, composite, start, m_schedule(cfg.steps, cfg.m), cfg.lr, cfg.prior_weight,
-                                 cfg.gradient_clip, on_step=step, lr_decay=cfg.lr_decay)
+                                 cfg.gradient_clip, on_step=step, lr_decay=cfg.lr_decay, betas=cfg.adam_betas)
             mel = run.decode()
             generation_s = run.timing["optimize_s"] + run.timing["decode_s"]
             with torch.no_grad():
@@ -196,6 +198,7 @@ class Studio:
 
         full = load_config(str(self.experiments / f"{'+'.join(s.name for s in cfg.controls)}.yaml"), ["method=ditto"])
         return check_config(make_config(cfg, method="ditto", steps=full.steps, lr=full.lr, lr_decay="constant",
+                                        adam_betas=list(full.adam_betas),
                                         out=str(Path(cfg.out) / "ditto")))
 
 

@@ -70,7 +70,8 @@ def result_row(control: str, composite, kind: str, k: int, lr: float, decay: str
     """One cell's row (the mean of its items' grades), printed as it lands."""
     c = composite.controls[0]
     row = {"control": control, "metric": c.metric, "higher_is_better": c.higher_is_better, "kind": kind, "K": k,
-           "lr": lr, "lr_decay": decay, "adam_betas": [float(b) for b in betas], "n": len(values), "value": round(statistics.fmean(values), 5),
+           "lr": lr, "lr_decay": decay, "adam_betas": [float(b) for b in betas], "n": len(values),
+           "value": round(statistics.fmean(values), 5),
            "values": [round(v, 5) for v in values], "seconds_batch": round(seconds, 3)}
     print(json.dumps({key: v for key, v in row.items() if key != "values"}), flush=True)
     return row
@@ -155,7 +156,8 @@ def pick(rows: list[dict], share: float, max_k: Optional[int] = None, fill: bool
                 ok = True
                 break
         picks[control] = {"steps": chosen["K"], "lr": chosen["lr"], "lr_decay": chosen["lr_decay"],
-                          "adam_betas": chosen.get("adam_betas", DEFAULT_BETAS), "value": chosen["value"], "reference": ref["value"], "reference_K": ref["K"],
+                          "adam_betas": chosen.get("adam_betas", DEFAULT_BETAS), "value": chosen["value"],
+                          "reference": ref["value"], "reference_K": ref["K"],
                           "no_control": none["value"],
                           "kept_share": round(kept_share(chosen["value"], none["value"], ref["value"]), 3),
                           "within_15pct": within(chosen["value"], ref["value"], 0.15, ref["higher_is_better"]),
@@ -178,7 +180,8 @@ def write_preset(picks: dict, share: float, source: str, path: Path, max_k: Opti
     budget = f" --max-k {max_k} --fill" if max_k else ""
     lines = ["# The interactive page's ITO settings per control (ditto2 serve), picked on validation items by",
              f"#   python -m ditto2.bench.interactive ... --pick {share:g}{budget} --write-preset   (results: {source})",
-             (f"# rule: K = {max_k} (what fits 1 s here), its best step size and Adam betas; kept = the share of the full-K improvement "
+             (f"# rule: K = {max_k} (what fits 1 s here), its best step size and Adam betas; kept = the share of the "
+              "full-K improvement "
               f"over no control (target >= {share:.0%})" if max_k else
               f"# rule: the fewest steps K whose best step size and betas keep >= {share:.0%} of the control's full-K "
               "improvement"),
@@ -229,7 +232,8 @@ def write_results(out: Path, rows: list[dict], picks: dict, lat: list[dict], arg
         rule = (f"K = {args.max_k}, the latency budget, its best step" if getattr(args, "fill", False) else
                 f"the fewest steps keeping >= {args.pick:.0%} of the full-K improvement")
         md += ["", f"## Picks ({rule}; 'below': under {args.pick:.0%})", "",
-               "| control | K | lr | decay | Adam β | value | full K | value at full K | no control | kept | within 15 % of full K |",
+               "| control | K | lr | decay | Adam β | value | full K | value at full K | no control | kept | "
+               "within 15 % of full K |",
                "|---|---|---|---|---|---|---|---|---|---|---|"]
         md += [f"| {c} | {p['steps']} | {p['lr']:g} | {p['lr_decay']} | {_betas(p)} | {p['value']:.4g} | {p['reference_K']} | "
                f"{p['reference']:.4g} | {p['no_control']:.4g} | {p['kept_share']:.0%}{'' if p['within_bound'] else ' (below)'} | "

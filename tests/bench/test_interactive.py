@@ -71,7 +71,7 @@ def test_the_committed_preset_covers_every_page_control_and_is_what_the_page_use
     for control in PAGE_CONTROLS:
         p = studio.preset(control)
         parts = [preset_for(str(path), c) for c in control.split("+")]
-        assert {**p, "adam_betas": p.get("adam_betas", [0.9, 0.999])} == max(parts, key=lambda x: x["steps"])
+        assert p == max(parts, key=lambda x: x["steps"]) and len(p["adam_betas"]) == 2
         assert 1 <= p["steps"] <= 70 and p["lr_decay"] in ("constant", "cosine")
 
 

@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ditto2.ito.optimize import ADAM_BETAS, check_betas, initial_noise, optimize_noise
+
 CONTROL_NAMES = ("intensity", "melody", "structure", "outpainting", "inpainting", "text")
-PRESET_KEYS = ("steps", "lr", "lr_decay", "adam_betas")
-DEFAULT_BETAS = [0.9, 0.999]  # torch's Adam (ito.optimize.ADAM_BETAS)
+PRESET_KEYS = ("steps", "lr", "lr_decay", "adam_betas")  # a setting: one control's entry of the preset YAML
 
 
 def prepare(control: str, n: int, split: str, seed: int, overrides: list[str] = ()):
@@ -55,22 +56,28 @@ def grade(composite, target_sets, vocoder, mel, sample_rate) -> list[float]:
     return [control.grade(waves[i], sample_rate, ts.metric_target[i]) for i in range(len(waves))]
 
 
-def run_setting(surrogate, composite, z0, k: int, lr: float, decay: str, m=1, betas=DEFAULT_BETAS):
-    from ditto2.ito.optimize import optimize_noise
+def full_setting(cfg) -> dict:
+    """The control's full run as a setting: its YAML's K, step size, decay and Adam betas."""
+    return {"steps": cfg.steps, "lr": cfg.lr, "lr_decay": cfg.lr_decay, "adam_betas": list(cfg.adam_betas)}
+
+
+def run_setting(surrogate, composite, z0, setting: dict, m=1):
+    """``setting`` ({steps, lr, lr_decay, adam_betas}: a preset entry) from z0 -> (run, decoded mel, seconds)."""
     from ditto2.ito.surrogates import m_schedule
 
     t0 = time.perf_counter()
-    run = optimize_noise(surrogate, composite, z0, m_schedule(k, m), lr=lr, lr_decay=decay, betas=betas)
+    run = optimize_noise(surrogate, composite, z0, m_schedule(setting["steps"], m), lr=setting["lr"],
+                         lr_decay=setting["lr_decay"], betas=setting["adam_betas"])
     mel = run.decode()
     return run, mel, time.perf_counter() - t0
 
 
-def result_row(control: str, composite, kind: str, k: int, lr: float, decay: str, values: list, seconds: float,
-               betas=DEFAULT_BETAS) -> dict:
+def result_row(control: str, composite, kind: str, setting: dict, values: list, seconds: float) -> dict:
     """One cell's row (the mean of its items' grades), printed as it lands."""
     c = composite.controls[0]
-    row = {"control": control, "metric": c.metric, "higher_is_better": c.higher_is_better, "kind": kind, "K": k,
-           "lr": lr, "lr_decay": decay, "adam_betas": [float(b) for b in betas], "n": len(values),
+    row = {"control": control, "metric": c.metric, "higher_is_better": c.higher_is_better, "kind": kind,
+           "K": setting["steps"], "lr": setting["lr"], "lr_decay": setting["lr_decay"],
+           "adam_betas": [float(b) for b in setting["adam_betas"]], "n": len(values),
            "value": round(statistics.fmean(values), 5),
            "values": [round(v, 5) for v in values], "seconds_batch": round(seconds, 3)}
     print(json.dumps({key: v for key, v in row.items() if key != "values"}), flush=True)
@@ -78,49 +85,42 @@ def result_row(control: str, composite, kind: str, k: int, lr: float, decay: str
 
 
 def sweep_control(control: str, args) -> list[dict]:
-    from ditto2.ito.optimize import initial_noise
-
     cfg, run, vocoder = prepare(control, args.n, args.split, args.seed)
     s, comp, ts, sr = run.surrogate, run.composite, run.target_sets, run.gen.mel.sample_rate
     z0 = initial_noise((args.n, 1, run.gen.mel.n_mels, run.gen.mel.frames), cfg.seed)
 
-    def cell(kind, k, lr, decay, betas, mel, secs):
-        return result_row(control, comp, kind, k, lr, decay, grade(comp, ts, vocoder, mel, sr), secs, betas)
+    def cell(kind, setting):
+        _, mel, secs = run_setting(s, comp, z0, setting, cfg.m)
+        return result_row(control, comp, kind, setting, grade(comp, ts, vocoder, mel, sr), secs)
 
-    full = (cfg.steps, cfg.lr, cfg.lr_decay, list(cfg.adam_betas))  # the control's full run: its YAML's settings
-    _, plain, _ = run_setting(s, comp, z0, 0, cfg.lr, "constant")
-    rows = [cell("no control", 0, cfg.lr, "constant", DEFAULT_BETAS, plain, 0.0)]
-    _, mel, secs = run_setting(s, comp, z0, *full[:3], cfg.m, full[3])
-    rows.append(cell("reference", *full, mel, secs))
-    settings = [(k, lr, d, list(b)) for k, lr, d, b in itertools.product(args.ks, args.lrs, args.decays, args.betas)]
+    full = full_setting(cfg)
+    rows = [cell("no control", {**full, "steps": 0}), cell("reference", full)]
+    settings = [dict(zip(PRESET_KEYS, (k, lr, d, list(b))))
+                for k, lr, d, b in itertools.product(args.ks, args.lrs, args.decays, args.betas)]
     if args.preset:
-        settings = [tuple(preset_for(args.preset, control)[key] for key in PRESET_KEYS)]
-    for k, lr, decay, betas in settings:
-        if (k, lr, decay, betas) == full:  # the reference's own setting: its row, not a rerun
+        settings = [{key: preset_for(args.preset, control)[key] for key in PRESET_KEYS}]
+    for setting in settings:
+        if setting == full:  # the reference's own setting: its row, not a rerun
             rows.append({**rows[1], "kind": "fresh"})
-            continue
-        _, mel, secs = run_setting(s, comp, z0, k, lr, decay, cfg.m, betas)
-        rows.append(cell("fresh", k, lr, decay, betas, mel, secs))
+        else:
+            rows.append(cell("fresh", setting))
     return rows
 
 
 def warm_rows(control: str, setting: dict, args) -> list[dict]:
-    """Warm starts: the n items, optimized for their targets (the YAML's K = 70), are asked for other targets (the
-    next n items'); K = ``setting`` steps from their optimized noise vs from fresh noise, graded on the new targets."""
-    from ditto2.ito.optimize import initial_noise
+    """Warm starts: the n items, optimized for their targets (the YAML's full run), are asked for other targets (the
+    next n items'); ``setting`` from their optimized noise vs from fresh noise, graded on the new targets."""
     from ditto2.runs.ito import build_run, make_config
 
     cfg, run, vocoder = prepare(control, args.n, args.split, args.seed)
     z0 = initial_noise((args.n, 1, run.gen.mel.n_mels, run.gen.mel.frames), cfg.seed)
-    first, _, _ = run_setting(run.surrogate, run.composite, z0, cfg.steps, cfg.lr, "constant", cfg.m)
+    first, _, _ = run_setting(run.surrogate, run.composite, z0, full_setting(cfg), cfg.m)
     other = build_run(make_config(cfg, seed=cfg.seed + args.n), run.gen)
     rows = []
     for start, z in (("fresh", z0), ("warm", first.z.detach())):
-        _, mel, secs = run_setting(run.surrogate, other.composite, z, setting["steps"], setting["lr"],
-                                   setting["lr_decay"], cfg.m, setting["adam_betas"])
+        _, mel, secs = run_setting(run.surrogate, other.composite, z, setting, cfg.m)
         values = grade(other.composite, other.target_sets, vocoder, mel, run.gen.mel.sample_rate)
-        rows.append(result_row(control, other.composite, f"new target, {start} start", setting["steps"],
-                               setting["lr"], setting["lr_decay"], values, secs, setting["adam_betas"]))
+        rows.append(result_row(control, other.composite, f"new target, {start} start", setting, values, secs))
     return rows
 
 
@@ -156,7 +156,7 @@ def pick(rows: list[dict], share: float, max_k: Optional[int] = None, fill: bool
                 ok = True
                 break
         picks[control] = {"steps": chosen["K"], "lr": chosen["lr"], "lr_decay": chosen["lr_decay"],
-                          "adam_betas": chosen.get("adam_betas", DEFAULT_BETAS), "value": chosen["value"],
+                          "adam_betas": list(chosen.get("adam_betas", ADAM_BETAS)), "value": chosen["value"],
                           "reference": ref["value"], "reference_K": ref["K"],
                           "no_control": none["value"],
                           "kept_share": round(kept_share(chosen["value"], none["value"], ref["value"]), 3),
@@ -172,7 +172,7 @@ def preset_for(path: str, control: str) -> dict:
     data = OmegaConf.to_container(OmegaConf.load(path))
     if control not in data.get("controls", {}):
         raise ValueError(f"{path} has no interactive settings for {control!r}")
-    return {"adam_betas": list(DEFAULT_BETAS), **data["controls"][control]}
+    return {"adam_betas": list(ADAM_BETAS), **data["controls"][control]}
 
 
 def write_preset(picks: dict, share: float, source: str, path: Path, max_k: Optional[int] = None) -> None:
@@ -199,14 +199,11 @@ def write_preset(picks: dict, share: float, source: str, path: Path, max_k: Opti
 
 def latency(control: str, settings: dict, repeats: int, seed: int) -> dict:
     """Median wall time of one batch-1 generation (K Adam steps + the T-step decode) with ``settings``."""
-    from ditto2.ito.optimize import initial_noise
-
     cfg, run, _ = prepare(control, 1, "val", seed)
     times = []
     for r in range(repeats + 1):  # the first is a warm-up
         z0 = initial_noise((1, 1, run.gen.mel.n_mels, run.gen.mel.frames), seed + r)
-        _, _, secs = run_setting(run.surrogate, run.composite, z0, settings["steps"], settings["lr"],
-                                 settings["lr_decay"], cfg.m, settings["adam_betas"])
+        _, _, secs = run_setting(run.surrogate, run.composite, z0, settings, cfg.m)
         times.append(secs)
     return {"control": control, "K": settings["steps"], "generation_s": round(statistics.median(times[1:]), 3),
             "max_s": round(max(times[1:]), 3), "repeats": repeats}
@@ -250,7 +247,7 @@ def write_results(out: Path, rows: list[dict], picks: dict, lat: list[dict], arg
 
 
 def _betas(row: dict) -> str:
-    return ", ".join(f"{b:g}" for b in row.get("adam_betas", DEFAULT_BETAS))
+    return ", ".join(f"{b:g}" for b in row.get("adam_betas", ADAM_BETAS))
 
 
 def plot(out: Path, rows: list[dict]) -> None:
@@ -301,8 +298,6 @@ def sweep_rows(files: list[str]) -> list[dict]:
 
 def _pair(text: str) -> list[float]:
     """``b1,b2`` -> [b1, b2], checked like the configs' ``adam_betas``."""
-    from ditto2.ito.optimize import check_betas
-
     try:
         return list(check_betas(float(x) for x in text.split(",")))
     except ValueError as e:

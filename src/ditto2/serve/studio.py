@@ -22,7 +22,7 @@ import torch
 
 from ditto2.audio.vocoder import GriffinLimVocoder
 from ditto2.controls import ControlTargetError
-from ditto2.ito.optimize import ADAM_BETAS, initial_noise, optimize_noise
+from ditto2.ito.optimize import initial_noise, optimize_noise
 from ditto2.ito.surrogates import m_schedule
 from ditto2.models.generator import load_generator
 from ditto2.runs.ito import ITOConfig, build_run, check_config, load_config, save_config
@@ -84,16 +84,13 @@ class Studio:
         return {f: list(v[1:]) for f, v in self.gen.vocab.values.items()}
 
     def preset(self, control: str) -> dict:
-        """The interactive preset's (steps, lr, lr_decay, adam_betas) for ``control`` (a pair: the slower of its
-        parts)."""
-        from omegaconf import OmegaConf
+        """The interactive preset's setting (``bench.interactive.preset_for``: steps, lr, lr_decay, adam_betas) for
+        ``control`` (a pair: the slower of its parts)."""
+        from ditto2.bench.interactive import preset_for
 
         if not self.preset_file.is_file():
             raise FileNotFoundError(f"{self.preset_file} is missing (python -m ditto2.bench.interactive --write-preset)")
-        table = OmegaConf.to_container(OmegaConf.load(self.preset_file))["controls"]
-        parts = [table[c] for c in control.split("+") if c in table]
-        if not parts:
-            raise ValueError(f"{self.preset_file} has no interactive settings for {control!r}")
+        parts = [preset_for(str(self.preset_file), c) for c in control.split("+")]
         return max(parts, key=lambda p: p["steps"])
 
     def new_run_dir(self) -> Path:
@@ -125,7 +122,7 @@ class Studio:
         if preset == "interactive" and method != "ditto":
             p = self.preset(control)
             cfg.steps, cfg.lr, cfg.lr_decay = int(p["steps"]), float(p["lr"]), str(p["lr_decay"])
-            cfg.adam_betas = [float(b) for b in p.get("adam_betas", ADAM_BETAS)]
+            cfg.adam_betas = [float(b) for b in p["adam_betas"]]
         return check_config(cfg)
 
     # ------------------------------------------------------------------ compute

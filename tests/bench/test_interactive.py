@@ -115,3 +115,26 @@ def test_repick_merges_sweeps_of_the_same_items_and_refuses_others(tmp_path):
     other.write_text(json.dumps({"args": {**args, "split": "test"}, "rows": ends}))
     with pytest.raises(ValueError, match="graded different items"):
         sweep_rows([str(first), str(other)])
+
+
+def test_repick_refuses_sweeps_of_another_method(tmp_path):
+    """--set method=ditto sweeps the baseline's step sizes: its rows never mix with the students' of the same items."""
+    import json
+
+    from ditto2.bench.interactive import sweep_rows
+
+    args = {"split": "val", "n": 8, "seed": 0}
+    rows = [row("a", "reference", 70, 0.005, "constant", 1.0), row("a", "no control", 0, 0.005, "constant", 91.0)]
+    student, ditto = tmp_path / "student.json", tmp_path / "ditto.json"
+    student.write_text(json.dumps({"args": args, "rows": rows}))  # results written before --set existed
+    ditto.write_text(json.dumps({"args": {**args, "overrides": ["method=ditto"]}, "rows": rows}))
+    assert len(sweep_rows([str(student), str(student)])) == 2
+    with pytest.raises(ValueError, match="graded different items"):
+        sweep_rows([str(student), str(ditto)])
+
+
+def test_write_preset_refuses_overrides():
+    from ditto2.bench.interactive import main
+
+    with pytest.raises(SystemExit):
+        main(["--set", "method=ditto", "--write-preset", "--pick", "0.9", "--controls"])

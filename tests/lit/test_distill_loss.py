@@ -180,3 +180,44 @@ def test_data_space_loss_carries_both_sides_to_sigma_min(info, teacher_tiny):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.student.parameters())
     with pytest.raises(ValueError, match="loss_space"):
         CMDistillModule(teacher=str(teacher_tiny), data_info=info, loss_space="data")
+
+
+def test_anchor_adds_the_students_denoiser_against_the_teachers(info, teacher_tiny):
+    """anchor_weight λ: loss = eq. 4 + λ·‖g_θ(x_t, t, t) − D_w(x_t, t)‖² per sample, the teacher's guided denoiser."""
+    from ditto2.diffusion.guidance import guided_denoise
+
+    m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, anchor_weight=0.5).eval()
+    _perturb(m)
+    plain = CTMDistillModule(teacher=str(teacher_tiny), data_info=info).eval()
+    plain.load_state_dict(m.state_dict())
+    batch = _batch(seed=2)
+    loss = m.distill_loss(batch, torch.Generator().manual_seed(4))
+    _, x0, n, w, tags, eps = _hand_draws(m, batch, 4)
+    t = m.grid[n]
+    x = x0 + t.reshape(-1, 1, 1, 1) * eps
+    g = m.student.precond(x, t, tags, w=w, s_noise=torch.log(t) / 4)  # g(x, t, s = t): EDM's c_noise of s
+    anchor = (g - guided_denoise(m.teacher, x, t, tags, w)).pow(2).flatten(1).mean(1)
+    want = plain.distill_loss(batch, torch.Generator().manual_seed(4)) + 0.5 * anchor
+    assert torch.allclose(loss, want, rtol=1e-4, atol=1e-7)
+    assert float(anchor.min()) > 0
+    # the Euler parameterization: G(x, t, s) = (s/t) x + (1 − s/t) g(x, t, s)
+    s = m.grid[n + 1]
+    r = (s / t).reshape(-1, 1, 1, 1)
+    G = m.student(x, t, s, tags, w)
+    assert torch.allclose(G, r * x + (1 - r) * m.student.denoiser(x, t, s, tags, w), atol=1e-6)
+
+
+def test_anchor_vanishes_for_the_unguided_teacher_at_the_start(info, teacher_tiny):
+    """A fresh student is the teacher: at w = 1 its denoiser at s = t is the teacher's, so the anchor is 0;
+    at w = 3 the guided denoiser differs and the anchor is what pulls the student's g towards it."""
+    batch = _batch(seed=6)
+    fresh = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, anchor_weight=1.0, w_min=1.0, w_max=1.0)
+    fresh.eval().distill_loss(batch, torch.Generator().manual_seed(1))
+    assert float(fresh._anchor.max()) < 1e-10
+    guided = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, anchor_weight=1.0, w_min=3.0, w_max=3.0)
+    guided.eval().distill_loss(batch, torch.Generator().manual_seed(1))
+    assert float(guided._anchor.min()) > 1e-8
+    with pytest.raises(ValueError, match="anchor_weight"):
+        CMDistillModule(teacher=str(teacher_tiny), data_info=info, anchor_weight=1.0)
+    with pytest.raises(ValueError, match="anchor_weight"):
+        CTMDistillModule(teacher=str(teacher_tiny), data_info=info, anchor_weight=-1.0)

@@ -85,7 +85,7 @@ def result_row(control: str, composite, kind: str, setting: dict, values: list, 
 
 
 def sweep_control(control: str, args) -> list[dict]:
-    cfg, run, vocoder = prepare(control, args.n, args.split, args.seed)
+    cfg, run, vocoder = prepare(control, args.n, args.split, args.seed, args.overrides)
     s, comp, ts, sr = run.surrogate, run.composite, run.target_sets, run.gen.mel.sample_rate
     z0 = initial_noise((args.n, 1, run.gen.mel.n_mels, run.gen.mel.frames), cfg.seed)
 
@@ -112,7 +112,7 @@ def warm_rows(control: str, setting: dict, args) -> list[dict]:
     next n items'); ``setting`` from their optimized noise vs from fresh noise, graded on the new targets."""
     from ditto2.runs.ito import build_run, make_config
 
-    cfg, run, vocoder = prepare(control, args.n, args.split, args.seed)
+    cfg, run, vocoder = prepare(control, args.n, args.split, args.seed, args.overrides)
     z0 = initial_noise((args.n, 1, run.gen.mel.n_mels, run.gen.mel.frames), cfg.seed)
     first, _, _ = run_setting(run.surrogate, run.composite, z0, full_setting(cfg), cfg.m)
     other = build_run(make_config(cfg, seed=cfg.seed + args.n), run.gen)
@@ -197,9 +197,9 @@ def write_preset(picks: dict, share: float, source: str, path: Path, max_k: Opti
     path.write_text("\n".join(lines) + "\n")
 
 
-def latency(control: str, settings: dict, repeats: int, seed: int) -> dict:
+def latency(control: str, settings: dict, repeats: int, seed: int, overrides=()) -> dict:
     """Median wall time of one batch-1 generation (K Adam steps + the T-step decode) with ``settings``."""
-    cfg, run, _ = prepare(control, 1, "val", seed)
+    cfg, run, _ = prepare(control, 1, "val", seed, overrides)
     times = []
     for r in range(repeats + 1):  # the first is a warm-up
         z0 = initial_noise((1, 1, run.gen.mel.n_mels, run.gen.mel.frames), seed + r)
@@ -213,7 +213,8 @@ def write_results(out: Path, rows: list[dict], picks: dict, lat: list[dict], arg
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows, "picks": picks, "latency": lat},
                                                  indent=1))
-    md = [f"# ITO steps vs adherence ({args.split} split, n = {args.n} items per cell, seed {args.seed})", "",
+    overrides = f"; {' '.join(args.overrides)}" if args.overrides else ""
+    md = [f"# ITO steps vs adherence ({args.split} split, n = {args.n} items per cell, seed {args.seed}{overrides})", "",
           "Graded on decoded audio by each control's instrument (not its loss); ↓/↑: which way is better.", "",
           "kept: the share of the full-K run's improvement over no control (1 = as good as the full K).", "",
           "| control | metric | setting | K | lr | decay | Adam β | value | kept | batch s |",
@@ -281,18 +282,19 @@ def plot(out: Path, rows: list[dict]) -> None:
 
 
 def sweep_rows(files: list[str]) -> list[dict]:
-    """The sweep rows of earlier runs' results.json, which must have graded the same items (split, n, seed); a cell
+    """The sweep rows of earlier runs' results.json, which must have graded the same items (split, n, seed) with the same
+    ``--set`` overrides; a cell
     (control, kind, K, step, decay, betas) in several files counts once (the first)."""
     rows, items = {}, set()
     for f in files:
         data = json.loads(Path(f).read_text())
-        items.add(tuple(data["args"][k] for k in ("split", "n", "seed")))
+        items.add((*(data["args"][k] for k in ("split", "n", "seed")), tuple(data["args"].get("overrides", []))))
         for r in data["rows"]:
             if r["kind"] in ("no control", "reference", "fresh"):
                 key = (r["control"], r["kind"], r["K"], r["lr"], r["lr_decay"], _betas(r))
                 rows.setdefault(key, r)
     if len(items) > 1:
-        raise ValueError(f"--repick files graded different items (split, n, seed): {sorted(items)}")
+        raise ValueError(f"--repick files graded different items (split, n, seed, overrides): {sorted(items)}")
     return list(rows.values())
 
 
@@ -316,6 +318,8 @@ def main(argv=None) -> int:
     p.add_argument("--decays", nargs="*", default=["constant", "cosine"])
     p.add_argument("--betas", type=_pair, nargs="*", default=[[0.9, 0.999], [0.5, 0.9]],
                    help="Adam (β1, β2) pairs to sweep, each as b1,b2")
+    p.add_argument("--set", nargs="*", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="overrides of every control's YAML, e.g. method=ditto: the baseline's step sizes")
     p.add_argument("--preset", help="a preset YAML: run only its setting per control (the test-split check)")
     p.add_argument("--warm", action="store_true", help="also measure warm starts for a new target")
     p.add_argument("--pick", type=float, help="choose the fewest steps keeping this share of the full-K improvement")
@@ -327,8 +331,13 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="batch-1 generations timed per control (0: none)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
+    if args.write_preset and args.overrides:
+        p.error("--write-preset takes the control YAMLs as they are: drop --set")
     import torch
 
+    from ditto2.quiet import quiet
+
+    quiet()
     torch.set_num_threads(args.threads)
     out, rows = Path(args.out), []
     if args.repick:
@@ -346,7 +355,7 @@ def main(argv=None) -> int:
         for control, setting in settings.items():
             rows += warm_rows(control, setting, args)
             write_results(out, rows, picks, [], args)
-    lat = [latency(c, s, args.repeats, args.seed) for c, s in settings.items()] if args.repeats else []
+    lat = [latency(c, s, args.repeats, args.seed, args.overrides) for c, s in settings.items()] if args.repeats else []
     write_results(out, rows, picks, lat, args)
     return 0
 

@@ -54,9 +54,13 @@ class CTMStudent(_Student):
 
     def forward(self, x, t, s, tags, w):
         t_col, s_col = _col(t, x), _col(s, x)
-        g = self.precond(x, t_col.reshape(-1), tags, w=w, s_noise=c_noise(s_col.reshape(-1)))
         ratio = s_col / t_col
-        return ratio * x + (1 - ratio) * g
+        return ratio * x + (1 - ratio) * self.denoiser(x, t, s, tags, w)
+
+    def denoiser(self, x, t, s, tags, w):
+        """g(x_t, t, s): the data estimate G moves towards; at s = t it plays the teacher's guided denoiser."""
+        t_col, s_col = _col(t, x), _col(s, x)
+        return self.precond(x, t_col.reshape(-1), tags, w=w, s_noise=c_noise(s_col.reshape(-1)))
 
     def sample(self, z, sigmas, tags, w, gamma: float = 0.0, generator: Optional[torch.Generator] = None):
         """Unit noise z -> x at σ_min over ``sigmas`` by γ-sampling (``ctm_gamma_sample``)."""

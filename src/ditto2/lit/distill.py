@@ -10,7 +10,10 @@ CTM with ``teacher_steps`` k > 1 uses CTM's soft-consistency target: the teacher
 steps (j drawn per batch, never past s), and φ⁻ jumps from there to s. k = 1 is the paper's
 local-consistency form (eq. 4). ``loss_space="data"`` measures the distance where CTM measures it:
 both x_s are carried on to σ_min by the frozen target network (gradient through its input only), so
-an error counts by what it does to the decoded output, not by its size at noise level s. Every validation
+an error counts by what it does to the decoded output, not by its size at noise level s. ``anchor_weight``
+λ > 0 (CTM) adds λ·‖g_θ(x_t, t, t) − sg[D_w(x_t, t)]‖²: the student's own denoiser (s = t) held to the
+teacher's guided denoiser at the same point, CTM's DSM term with the guided teacher in place of the data, so
+the short jumps and intermediate landings stay on the teacher's ODE while the long ones are distilled. Every validation
 also logs the students' step-count bias on the controls' own features (``bias/*``): k-step outputs vs
 the teacher's full-grid output of the same noises (mean level in dB, chroma argmax agreement, SSM MSE).
 """
@@ -28,6 +31,7 @@ from ditto2.controls.bias import FeatureBias
 from ditto2.data.tags import TagVocab
 from ditto2.diffusion.consistency import CMStudent, CTMStudent, decode_sigmas, teacher_step
 from ditto2.diffusion.edm import ConsistencyPrecond, EDMPrecond, drop_tags, karras_sigmas
+from ditto2.diffusion.guidance import guided_denoise
 from ditto2.lit.optim import with_warmup
 from ditto2.lit.sample_logging import SampleLogMixin
 from ditto2.models.bundle import load_bundle, unet_config_from_dict, unet_config_to_dict
@@ -62,6 +66,7 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         teacher_steps: int = 1,
         loss_space: str = "x_s",
         n_bias_samples: int = 16,
+        anchor_weight: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -69,6 +74,8 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
             raise ValueError(f"distance must be 'l2' or 'pseudo_huber', got {distance!r}")
         if loss_space not in ("x_s", "data") or (loss_space == "data" and self.kind != "ctm"):
             raise ValueError(f"loss_space must be 'x_s' (or 'data' for CTM), got {loss_space!r}")
+        if anchor_weight < 0 or (anchor_weight > 0 and self.kind != "ctm"):
+            raise ValueError(f"anchor_weight must be >= 0 (and > 0 only for CTM), got {anchor_weight}")
         if teacher_steps < 1 or (teacher_steps > 1 and self.kind != "ctm"):
             raise ValueError(f"teacher_steps must be 1 (or > 1 for CTM's soft consistency), got {teacher_steps}")
         teacher_model, meta = load_bundle(teacher)
@@ -143,7 +150,17 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         j = self.teacher_span(n, m, generator)
         x_hat = self.teacher_solve(x_t, n, j, tags, w)
         pred, target = self.pair(x_t, x_hat, n, n + j, m, tags, w)
-        return self.distance(pred, target.detach())
+        loss = self.distance(pred, target.detach())
+        if self.hparams.anchor_weight > 0:
+            self._anchor = self.anchor_loss(x_t, self.grid[n], tags, w)
+            loss = loss + self.hparams.anchor_weight * self._anchor
+        return loss
+
+    def anchor_loss(self, x_t, t, tags, w) -> torch.Tensor:
+        """Per sample ‖g_θ(x_t, t, t) − sg[D_w(x_t, t)]‖² (mean over elements): the student's denoiser vs the teacher's."""
+        with torch.no_grad():
+            reference = guided_denoise(self.teacher, x_t, t, tags, w)
+        return (self.student.denoiser(x_t, t, t, tags, w) - reference).float().square().flatten(1).mean(1)
 
     def draw_s_index(self, n, generator=None):
         """Grid index of s (CTM); CM always jumps to σ_min, the last grid point."""
@@ -178,6 +195,8 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
     def training_step(self, batch, batch_idx):
         loss = self.distill_loss(batch).mean()
         self.log("train/loss", loss, prog_bar=True)
+        if self.hparams.anchor_weight > 0:
+            self.log("train/anchor", self._anchor.mean())
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:

@@ -115,6 +115,17 @@ def test_repick_merges_sweeps_of_the_same_items_and_refuses_others(tmp_path):
     other.write_text(json.dumps({"args": {**args, "split": "test"}, "rows": ends}))
     with pytest.raises(ValueError, match="graded different items"):
         sweep_rows([str(first), str(other)])
+    # another control may come from a sweep of more items (text's): items are checked per control
+    more = tmp_path / "text96.json"
+    more.write_text(json.dumps({"args": {**args, "n": 96}, "rows": [row("b", "reference", 70, 0.005, "constant", 0.3),
+                                                                   row("b", "fresh", 8, 0.03, "constant", 0.2)]}))
+    assert {r["control"] for r in sweep_rows([str(first), str(more)])} == {"a", "b"}
+    # a repick's own results.json (its arguments are the CLI defaults): each row says which items it graded
+    repicked = tmp_path / "repicked.json"
+    repicked.write_text(json.dumps({"args": {"split": "val", "n": 8, "seed": 0},
+                                    "rows": [{**r, "n": 32} for r in ends]}))
+    assert len(sweep_rows([str(first), str(repicked)])) == 3  # its two ends are first's: counted once
+    assert len(sweep_rows([str(first), str(more), str(other)], controls=["b"])) == 2  # other's "a" rows left out
 
 
 def test_repick_refuses_sweeps_of_another_method(tmp_path):
@@ -138,3 +149,16 @@ def test_write_preset_refuses_overrides():
 
     with pytest.raises(SystemExit):
         main(["--set", "method=ditto", "--write-preset", "--pick", "0.9", "--controls"])
+
+
+def test_kept_share_interval_is_paired_over_items():
+    from ditto2.bench.interactive import kept_share_ci
+
+    none, ref = [100.0, 50.0, 80.0, 20.0], [0.0, 10.0, 20.0, 4.0]
+    half = [(u + r) / 2 for u, r in zip(none, ref)]  # every item keeps exactly half: so does every resample
+    assert kept_share_ci(half, none, ref) == pytest.approx((0.5, 0.5))
+    noisy = [60.0, 10.0, 70.0, 4.0]  # item-wise shares 0.4, 1.0, 0.17, 1.0: a wide interval around the mean's 0.56
+    lo, hi = kept_share_ci(noisy, none, ref)
+    assert lo < kept_share(sum(noisy) / 4, sum(none) / 4, sum(ref) / 4) < hi and hi - lo > 0.2
+    with pytest.raises(ValueError, match="paired"):
+        kept_share_ci([1.0, 2.0], [3.0, 4.0, 5.0], [0.0, 0.0])

@@ -9,15 +9,22 @@ items optimized for one target (the full run) and then given another target (ano
 optimized noise instead of the fresh noise.
 
 ``--pick SHARE`` chooses per control the fewest steps whose best setting keeps SHARE of the full run's improvement
-over no control (``kept_share``); ``--max-k K --fill``: the best setting at the largest K within a latency budget
-instead. ``--write-preset`` writes the picks to ``experiments/serve/interactive.yaml``; ``--repick`` picks again from
-earlier sweeps' results.json without compute. Latency: one batch-1 generation (K steps + the decode) timed
-``--repeats`` times per control with the picked (or ``--preset``) settings.
+over no control (``kept_share``; results.md adds its paired bootstrap interval over the items); ``--max-k K --fill``:
+the best setting at the largest K within a latency budget instead. ``--write-preset`` writes the picks to
+``experiments/serve/interactive.yaml``; ``--repick`` picks again from earlier sweeps' results.json without compute
+(each control's rows from sweeps of the same items). ``--set KEY=VALUE`` overrides every control's YAML, e.g.
+``method=ditto`` to sweep the baseline's step size. Latency: one batch-1 generation (K steps + the decode) timed
+``--repeats`` times per control with the picked (or ``--preset``) settings. ``make bench-interactive`` is the preset's
+recipe: the five controls on 32 validation items, text (noisier grade) on 96, one repick, then other items of the
+test split report it:
 
-    python -m ditto2.bench.interactive --split val --n 32 --ks 8 --lrs 0.04 0.08 0.16 0.24 --decays constant \
-        --betas 0.9,0.999 0.5,0.9 --out results/interactive/val-adam --pick 0.9 --max-k 8 --fill --write-preset
-    python -m ditto2.bench.interactive --split test --n 32 --seed 1000 --out results/interactive/test \
-        --preset experiments/serve/interactive.yaml
+    python -m ditto2.bench.interactive --split val --n 96 --ks 8 --lrs 0.02 0.03 0.04 0.06 --decays constant \
+        --betas 0.9,0.999 0.5,0.9 --controls text --out results/interactive/val-text96 --repeats 0
+    python -m ditto2.bench.interactive --repick results/interactive/val-adam/results.json \
+        results/interactive/val-text96/results.json --out results/interactive/val-picks --pick 0.9 --max-k 8 --fill \
+        --write-preset
+    python -m ditto2.bench.interactive --split test --n 96 --seed 2000 --controls text \
+        --out results/interactive/test-text96 --preset experiments/serve/interactive.yaml
 """
 from __future__ import annotations
 
@@ -91,7 +98,8 @@ def sweep_control(control: str, args) -> list[dict]:
 
     def cell(kind, setting):
         _, mel, secs = run_setting(s, comp, z0, setting, cfg.m)
-        return result_row(control, comp, kind, setting, grade(comp, ts, vocoder, mel, sr), secs)
+        row = result_row(control, comp, kind, setting, grade(comp, ts, vocoder, mel, sr), secs)
+        return {**row, "split": args.split, "seed": args.seed, "overrides": list(args.overrides)}  # which items
 
     full = full_setting(cfg)
     rows = [cell("no control", {**full, "steps": 0}), cell("reference", full)]
@@ -128,6 +136,21 @@ def kept_share(value: float, none: float, reference: float) -> float:
     """How much of the full run's improvement over no control a setting keeps: (none − value) / (none − reference),
     1 = as good as the full K, 0 = no better than no control (the same formula for ↑ and ↓ metrics)."""
     return (none - value) / (none - reference) if none != reference else 1.0
+
+
+def kept_share_ci(values, none, reference, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Paired percentile bootstrap of ``kept_share`` over items: one resample of the item indices draws the same items
+    for the setting's, no control's and the full run's per-item grades."""
+    import numpy as np
+
+    v, u, r = (np.asarray(x, dtype=np.float64) for x in (values, none, reference))
+    if not v.size == u.size == r.size >= 2:
+        raise ValueError(f"a paired interval needs >= 2 items graded in all three cells, got {v.size}, {u.size}, {r.size}")
+    idx = np.random.default_rng(seed).integers(0, v.size, size=(n_boot, v.size))
+    gain = u[idx].mean(1) - r[idx].mean(1)
+    shares = (u[idx].mean(1) - v[idx].mean(1)) / np.where(gain == 0, np.nan, gain)
+    lo, hi = np.nanquantile(shares, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def within(value: float, reference: float, bound: float, higher_is_better: bool) -> bool:
@@ -217,13 +240,19 @@ def write_results(out: Path, rows: list[dict], picks: dict, lat: list[dict], arg
     md = [f"# ITO steps vs adherence ({args.split} split, n = {args.n} items per cell, seed {args.seed}{overrides})", "",
           "Graded on decoded audio by each control's instrument (not its loss); ↓/↑: which way is better.", "",
           "kept: the share of the full-K run's improvement over no control (1 = as good as the full K).", "",
-          "| control | metric | setting | K | lr | decay | Adam β | value | kept | batch s |",
+          "kept [95 %]: its paired bootstrap interval over the items (2000 resamples).", "",
+          "| control | metric | setting | K | lr | decay | Adam β | value | kept [95 %] | batch s |",
           "|---|---|---|---|---|---|---|---|---|---|"]
-    ends = {(r["control"], r["kind"]): r["value"] for r in rows if r["kind"] in ("no control", "reference")}
+    ends = {(r["control"], r["kind"]): r for r in rows if r["kind"] in ("no control", "reference")}
     for r in rows:
         arrow = "↑" if r["higher_is_better"] else "↓"
         none, full = ends.get((r["control"], "no control")), ends.get((r["control"], "reference"))
-        kept = f"{kept_share(r['value'], none, full):.0%}" if r["kind"] == "fresh" and None not in (none, full) else ""
+        kept = ""
+        if r["kind"] == "fresh" and None not in (none, full):
+            kept = f"{kept_share(r['value'], none['value'], full['value']):.0%}"
+            if len(r.get("values", [])) >= 2 and len(r["values"]) == len(none.get("values", [])) == len(full.get("values", [])):
+                lo, hi = kept_share_ci(r["values"], none["values"], full["values"])
+                kept += f" [{lo:.0%}, {hi:.0%}]"
         md.append(f"| {r['control']} | {r['metric']} {arrow} | {r['kind']} | {r['K']} | {r['lr']:g} | {r['lr_decay']} | "
                   f"{_betas(r)} | {r['value']:.4g} | {kept} | {r['seconds_batch']:.2f} |")
     if picks:
@@ -281,20 +310,25 @@ def plot(out: Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
-def sweep_rows(files: list[str]) -> list[dict]:
-    """The sweep rows of earlier runs' results.json, which must have graded the same items (split, n, seed) with the same
-    ``--set`` overrides; a cell
-    (control, kind, K, step, decay, betas) in several files counts once (the first)."""
-    rows, items = {}, set()
+def sweep_rows(files: list[str], controls=None) -> list[dict]:
+    """The sweep rows of earlier runs' results.json. Each control's rows must come from sweeps of the same items (split,
+    n, seed) with the same ``--set`` overrides; different controls may have been swept on different numbers of items
+    (text, whose grade is noisier, on more). A cell (control, kind, K, step, decay, betas) in several files counts once
+    (the first). ``controls``: only these controls' rows."""
+    rows, items = {}, {}
     for f in files:
         data = json.loads(Path(f).read_text())
-        items.add((*(data["args"][k] for k in ("split", "n", "seed")), tuple(data["args"].get("overrides", []))))
         for r in data["rows"]:
-            if r["kind"] in ("no control", "reference", "fresh"):
+            if r["kind"] in ("no control", "reference", "fresh") and (controls is None or r["control"] in controls):
+                # the row's own items; rows written before they carried them: the file's arguments
+                own = {**data["args"], "overrides": data["args"].get("overrides", []), **r}
+                graded = (own["split"], own["n"], own["seed"], tuple(own["overrides"]))
+                items.setdefault(r["control"], set()).add(graded)
                 key = (r["control"], r["kind"], r["K"], r["lr"], r["lr_decay"], _betas(r))
                 rows.setdefault(key, r)
-    if len(items) > 1:
-        raise ValueError(f"--repick files graded different items (split, n, seed, overrides): {sorted(items)}")
+    mixed = {c: sorted(v) for c, v in items.items() if len(v) > 1}
+    if mixed:
+        raise ValueError(f"--repick files graded different items (split, n, seed, overrides) for {mixed}")
     return list(rows.values())
 
 
@@ -341,7 +375,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     out, rows = Path(args.out), []
     if args.repick:
-        rows = sweep_rows(args.repick)
+        rows = sweep_rows(args.repick, args.controls)
         args.repeats, args.warm = 0, False
     for control in [] if args.repick else args.controls:
         rows += sweep_control(control, args)

@@ -60,7 +60,7 @@ METRIC_NAMES = {"intensity_mse_db2": "level MSE (dB²)", "melody_accuracy_pct": 
 
 def run_control(control: str, i: int, args, models: Path) -> dict:
     """DITTO-2 (the control's chosen defaults) on ``args.items`` items and DITTO on the first of them."""
-    from ditto2.runs.ito import ControlSpec, control_defaults, make_config, run_ito, with_overrides
+    from ditto2.runs.ito import ControlSpec, baseline_step, control_defaults, make_config, run_ito, with_overrides
 
     # graders no control optimizes, when the models folder has them: the judging CLAP and the tagger
     judge, tagger = (str(models / n) if (models / f"{n}.json").is_file() else None for n in ("clap-judge", "tagger"))
@@ -69,9 +69,9 @@ def run_control(control: str, i: int, args, models: Path) -> dict:
                        clap=str(models / "clap"), clap_judge=judge, tagger=tagger, shards=str(args.shards),
                        tags="reference", steps=args.steps,
                        controls=[ControlSpec(name=control, kwargs=kwargs)], seed=args.seed + i)
-    out = {}
+    out, path = {}, str(Path(args.defaults) / f"{control}.yaml")
     for label, method in METHODS:
-        chosen = control_defaults(str(Path(args.defaults) / f"{control}.yaml"), method) if method != "ditto" else {}
+        chosen = control_defaults(path, method) if method != "ditto" else baseline_step(path)
         cfg = make_config(base, method=method, batch=args.items if label == "ditto2" else 1,
                           out=f"{args.out}/{control}/{label}", **chosen)
         out[label] = run_ito(with_overrides(cfg, args.override))

@@ -25,3 +25,24 @@ def test_only_and_skip_leave_cells_out():
     cells = plan(cfg, only=["melody"], skip={"sweep", "text", "domain"})
     assert cells and {c["control"] for c in cells} == {"melody"} and {c["table"] for c in cells} == {"controls"}
     assert len(cells) == len(cfg.methods)
+
+
+def test_ditto_takes_its_own_step_only_where_the_yaml_has_one(tmp_path):
+    """defaults_by_method: {ditto: {lr}} (a tuned baseline) reaches the DITTO cells; without it DITTO keeps the table's."""
+    import shutil
+
+    from ditto2.runs.ito import baseline_step
+
+    for name in ("intensity", "melody"):
+        shutil.copy(f"experiments/ito/{name}.yaml", tmp_path / f"{name}.yaml")
+    tuned = tmp_path / "intensity.yaml"
+    tuned.write_text(tuned.read_text().replace("defaults_by_method: {", "defaults_by_method: {ditto: {lr: 3.0e-2}, "))
+    assert baseline_step(str(tuned)) == {"lr": 0.03} and baseline_step(str(tmp_path / "melody.yaml")) == {}
+    cfg = load_bench_config("experiments/bench/win-gpu.yaml")  # DITTO and both students
+    cfg.control_defaults = str(tmp_path)
+    ditto = {c["control"]: c["changes"] for c in plan(cfg, only=["intensity", "melody"], skip={"sweep", "text", "domain"})
+             if c["label"] == "ditto"}
+    assert ditto["intensity"]["lr"] == 0.03 and "lr" not in ditto["melody"]
+    from ditto2.runs.ito import load_config
+
+    assert load_config(str(tuned), ["method=ditto"]).lr == 0.03  # `ditto2 ito --config` agrees with the table

@@ -389,10 +389,12 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
     for control, k in (cfg.controls or {}).items():
         for method in cfg.methods if wanted(control) else []:
             settings = table_wide
-            if cfg.control_defaults and method != "ditto":
-                from ditto2.runs.ito import control_defaults
+            if cfg.control_defaults:
+                from ditto2.runs.ito import baseline_step, control_defaults
 
-                settings = control_defaults(str(Path(cfg.control_defaults) / f"{control}.yaml"), method)
+                path = str(Path(cfg.control_defaults) / f"{control}.yaml")
+                # students: their chosen (M, T, γ) and step; DITTO: its own tuned step where the YAML has one
+                settings = {**table_wide, **baseline_step(path)} if method == "ditto" else control_defaults(path, method)
             add("controls", control, {"method": method, "steps": k, **settings}, method)
     sweeps = [] if not cfg.sweep or "sweep" in skip else (cfg.sweep if isinstance(cfg.sweep, list) else [cfg.sweep])
     for sw in sweeps:  # each: control or controls, method or methods, mt: [[M, T] or [M, T, γ], ...]

@@ -239,6 +239,16 @@ def control_defaults(path: str, method: str) -> dict:
     return {**{k: getattr(cfg, k) for k in DECODE_KEYS}, "lr": cfg.lr}
 
 
+def baseline_step(path: str) -> dict:
+    """DITTO's own step size from the control's YAML, ``{"lr": ...}``, where its ``defaults_by_method`` has a
+    ``ditto`` entry with one (tuned like the students', e.g. by ``experiments/gpu/win-run.sh`` PART=ditto-lr); else
+    ``{}``: the baseline keeps the table's (DESIGN.md's) step size."""
+    from omegaconf import OmegaConf
+
+    entry = (OmegaConf.load(path).get("defaults_by_method") or {}).get("ditto") or {}
+    return {"lr": float(entry["lr"])} if "lr" in entry else {}
+
+
 def decode_defaults(path: str, method: str) -> dict:
     """The (M, T, γ) of ``control_defaults``."""
     return {k: v for k, v in control_defaults(path, method).items() if k in DECODE_KEYS}

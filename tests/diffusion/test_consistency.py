@@ -62,6 +62,9 @@ def test_teacher_step_matches_the_guided_euler_formula():
     d_w = guided_denoise(teacher, x, t, tags, w)
     expected = x + (tn - t).view(-1, 1, 1, 1) * (x - d_w) / t.view(-1, 1, 1, 1)
     assert torch.allclose(teacher_step(teacher, x, t, tn, tags, w), expected, atol=1e-6)
+    # a caller that has D_w(x, t) already passes it: the same step, and the passed value is the one used
+    assert torch.allclose(teacher_step(teacher, x, t, tn, tags, w, denoised=d_w), expected, atol=1e-6)
+    assert not torch.allclose(teacher_step(teacher, x, t, tn, tags, w, denoised=d_w + 1), expected)
     heun = teacher_step(teacher, x, t, tn, tags, w, solver="heun")
     assert heun.shape == x.shape and not torch.allclose(heun, expected)
     with pytest.raises(ValueError):

@@ -211,8 +211,7 @@ def write_preset(picks: dict, share: float, source: str, path: Path, max_k: Opti
              "# over no control, graded on decoded audio (M, T, gamma: the control's experiments/ito/<control>.yaml).",
              f"kept_share: {share}", "controls:"]
     for control, p in picks.items():
-        betas = ", ".join(f"{b:g}" for b in p["adam_betas"])
-        lines.append(f"  {control}: {{steps: {p['steps']}, lr: {p['lr']}, lr_decay: {p['lr_decay']}, adam_betas: [{betas}]}}"
+        lines.append(f"  {control}: {{steps: {p['steps']}, lr: {p['lr']}, lr_decay: {p['lr_decay']}, adam_betas: [{_betas(p)}]}}"
                      f"  # {p['value']} "
                      f"vs {p['reference']} at K={p['reference_K']} and {p['no_control']} without control: keeps "
                      f"{p['kept_share']:.1%}{'' if p['within_bound'] else ' (BELOW the target)'}")

@@ -68,10 +68,13 @@ class CTMStudent(_Student):
 
 
 @torch.no_grad()
-def teacher_step(teacher: EDMPrecond, x, t, t_next, tags, w, solver: str = "euler"):
-    """One guided ODE step of the frozen teacher from t to t_next (per-sample t, t_next, w)."""
+def teacher_step(teacher: EDMPrecond, x, t, t_next, tags, w, solver: str = "euler", denoised=None):
+    """One guided ODE step of the frozen teacher from t to t_next (per-sample t, t_next, w). ``denoised``: the
+    guided denoiser's output at (x, t) where the caller has computed it already."""
     t_col, n_col = _col(t, x), _col(t_next, x)
-    d = (x - guided_denoise(teacher, x, t_col.reshape(-1), tags, w)) / t_col
+    if denoised is None:
+        denoised = guided_denoise(teacher, x, t_col.reshape(-1), tags, w)
+    d = (x - denoised) / t_col
     x_next = x + (n_col - t_col) * d
     if solver == "euler":
         return x_next

@@ -148,19 +148,21 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         x_t = x0 + self.grid[n].reshape(-1, 1, 1, 1) * eps
         m = self.draw_s_index(n, generator)
         j = self.teacher_span(n, m, generator)
-        x_hat = self.teacher_solve(x_t, n, j, tags, w)
+        anchored = self.hparams.anchor_weight > 0
+        with torch.no_grad():  # the teacher's guided denoiser at x_t: the anchor's target and its first ODE step's
+            denoised = guided_denoise(self.teacher, x_t, self.grid[n], tags, w) if anchored else None
+        x_hat = self.teacher_solve(x_t, n, j, tags, w, denoised)
         pred, target = self.pair(x_t, x_hat, n, n + j, m, tags, w)
         loss = self.distance(pred, target.detach())
-        if self.hparams.anchor_weight > 0:
-            self._anchor = self.anchor_loss(x_t, self.grid[n], tags, w)
+        if anchored:
+            self._anchor = self.anchor_loss(x_t, self.grid[n], tags, w, denoised)
             loss = loss + self.hparams.anchor_weight * self._anchor
         return loss
 
-    def anchor_loss(self, x_t, t, tags, w) -> torch.Tensor:
-        """Per sample ‖g_θ(x_t, t, t) − sg[D_w(x_t, t)]‖² (mean over elements): the student's denoiser vs the teacher's."""
-        with torch.no_grad():
-            reference = guided_denoise(self.teacher, x_t, t, tags, w)
-        return (self.student.denoiser(x_t, t, t, tags, w) - reference).float().square().flatten(1).mean(1)
+    def anchor_loss(self, x_t, t, tags, w, denoised) -> torch.Tensor:
+        """Per sample ‖g_θ(x_t, t, t) − sg[D_w(x_t, t)]‖² (mean over elements): the student's denoiser vs the
+        teacher's guided ``denoised`` output at the same point."""
+        return (self.student.denoiser(x_t, t, t, tags, w) - denoised).float().square().flatten(1).mean(1)
 
     def draw_s_index(self, n, generator=None):
         """Grid index of s (CTM); CM always jumps to σ_min, the last grid point."""
@@ -176,12 +178,14 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         return torch.minimum(torch.full_like(n, j), (m - n).clamp(min=1))
 
     @torch.no_grad()
-    def teacher_solve(self, x, n, j, tags, w):
-        """Guided teacher steps σ_n → σ_{n+j} along the grid, j per sample (samples that are done wait)."""
+    def teacher_solve(self, x, n, j, tags, w, denoised=None):
+        """Guided teacher steps σ_n → σ_{n+j} along the grid, j per sample (samples that are done wait);
+        ``denoised``: the teacher's guided denoiser at (x, σ_n), if already computed (the first step reuses it)."""
         for i in range(int(j.max())):
             moving = i < j
             idx = (n + i).clamp(max=len(self.grid) - 2)
-            x_next = teacher_step(self.teacher, x, self.grid[idx], self.grid[idx + 1], tags, w, self.hparams.teacher_solver)
+            x_next = teacher_step(self.teacher, x, self.grid[idx], self.grid[idx + 1], tags, w, self.hparams.teacher_solver,
+                                  denoised=denoised if i == 0 else None)
             x = torch.where(moving.reshape(-1, 1, 1, 1), x_next, x)
         return x
 

@@ -243,10 +243,8 @@ def baseline_step(path: str) -> dict:
     """DITTO's own step size from the control's YAML, ``{"lr": ...}``, where its ``defaults_by_method`` has a
     ``ditto`` entry with one (tuned like the students', e.g. by ``experiments/gpu/win-run.sh`` PART=ditto-lr); else
     ``{}``: the baseline keeps the table's (DESIGN.md's) step size."""
-    from omegaconf import OmegaConf
-
-    entry = (OmegaConf.load(path).get("defaults_by_method") or {}).get("ditto") or {}
-    return {"lr": float(entry["lr"])} if "lr" in entry else {}
+    cfg = load_config(path, ["method=ditto"])  # the same merge as control_defaults and `ditto2 ito --config`
+    return {"lr": cfg.lr} if "lr" in (cfg.defaults_by_method.get("ditto") or {}) else {}
 
 
 def decode_defaults(path: str, method: str) -> dict:

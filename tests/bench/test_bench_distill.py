@@ -10,10 +10,13 @@ def test_fidelity_table_and_attribution(teacher_tiny, student_bundles, tmp_path)
     assert main(["--teacher", str(teacher_tiny), "--cm", str(student_bundles["cm"]), "--ctm", str(student_bundles["ctm"]),
                  "--n", "2", "--chunk", "2", "--steps", "1", "2", "--gammas", "0.0", "--null-tags", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert {r["model"] for r in rows} == {"teacher (Euler, no distillation)", "CM", "CTM"}
+    assert {r["model"] for r in rows} == {"teacher (Euler, no distillation)", "teacher's output, 3×3 box blur",
+                                          "teacher's output, 5×5 box blur", "CM", "CTM"}
     for r in rows:
-        assert set(r) >= {"mse", "level_db", "level_abs_db", "chroma_agree", "ssm_mse"}
+        assert set(r) >= {"mse", "level_db", "level_abs_db", "chroma_agree", "ssm_mse", "detail_ratio"}
         assert abs(r["level_db"]) <= r["level_abs_db"] + 1e-6 and 0 <= r["chroma_agree"] <= 1
+    blur = [r for r in rows if "blur" in r["model"]]  # a blur removes detail, the wider one more
+    assert 0 < blur[1]["detail_ratio"] < blur[0]["detail_ratio"] < 1 and 0 < blur[0]["mse"] < blur[1]["mse"]
     # a fresh CTM student is the teacher's Euler jump: its 1-step output IS the teacher's 2-point Euler sample
     ctm1 = next(r for r in rows if r["model"] == "CTM" and r["steps"] == 1)
     euler2 = next(r for r in rows if r["model"].startswith("teacher") and r["steps"] == 2)

@@ -26,9 +26,9 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
         "[ditto2-null, ditto2-ctm, null, 'null']]}\n"
         "domains: null\n"
         f"overrides: [teacher={teacher_tiny}, cm={student_bundles['cm']}, ctm={student_bundles['ctm']}, "
-        f"shards={synth_eval}, clap={clap_bundle}, laion_clap={laion_clap_dir}, tags=reference, base_steps=3, "
+        f"shards={synth_eval}, clap={clap_bundle}, laion_clap={laion_clap_dir}, tags=reference, "
         f"clap_judge={clap_judge_bundle}, tagger={tagger_bundle}]\n")
-    assert main(["--config", str(cfg)]) == 0
+    assert main(["--config", str(cfg), "--set", "base_steps=3"]) == 0  # --set: after the YAML's overrides
     result = json.loads((out / "results.json").read_text())
     rows, meta = result["rows"], result["meta"]
     # the FAD reference: test clips no cell drew (seeds 0, 1 with batches 9, 8), less 17 more for the real-vs-real floor
@@ -52,7 +52,7 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
         assert r["fad_laion"] is not None and r["fad_laion"] >= 0  # 16-d tiny LAION CLAP, n = 17
         assert r["fad_judge"] >= 0 and r["fad_judge_floor"] >= 0 and -1 <= r["clap_judge_score"] <= 1
         assert 0 <= r["genre_acc"] <= 1 and 0 <= r["mood_acc"] <= 1  # the tagger, on every row with captions
-    assert rows[0]["speedup_vs_ditto"] == 1.0 and rows[0]["T"] == 3 and rows[1]["T"] == 2
+    assert rows[0]["speedup_vs_ditto"] == 1.0 and rows[0]["T"] == 3 and rows[1]["T"] == 2  # DITTO's T: --set base_steps
     text = {r["label"]: r for r in rows if r["table"] == "text"}
     assert text["base"]["K"] == 0 and text["base"]["loss_start"] == text["base"]["loss_end"]
     assert text["base"]["condition"] == "tags" and text["ditto2-null"]["condition"] == "null"

@@ -150,6 +150,9 @@ def test_control_feature_bias_reads_known_shifts(info):
     want = 20 * torch.log10(torch.exp(torch.tensor(delta)))
     assert abs(float(out["bias/level_db_2step"]) - float(want)) < 0.05
     assert float(out["bias/chroma_agree_2step"]) > 0.99
+    assert abs(float(out["bias/detail_ratio_2step"]) - 1) < 1e-4  # a shift adds no detail; a blur removes it
+    blurred = torch.nn.functional.avg_pool2d(ref, 3, stride=1, padding=1, count_include_pad=False)
+    assert float(control_feature_bias(FeatureBias(ctx, ref), {1: blurred})["bias/detail_ratio_1step"]) < 0.5
 
 
 def test_data_space_loss_carries_both_sides_to_sigma_min(info, teacher_tiny):
@@ -221,3 +224,102 @@ def test_anchor_vanishes_for_the_unguided_teacher_at_the_start(info, teacher_tin
         CMDistillModule(teacher=str(teacher_tiny), data_info=info, anchor_weight=1.0)
     with pytest.raises(ValueError, match="anchor_weight"):
         CTMDistillModule(teacher=str(teacher_tiny), data_info=info, anchor_weight=-1.0)
+
+
+def test_trajectory_loss_matches_a_hand_computation(info, teacher_tiny):
+    """trajectory_weight: ‖G_θ(x_{σ_n}, σ_n, σ_m) − x_{σ_m}‖² per drawn trajectory, x_{σ_m} the teacher's own guided
+    Euler steps from x_{σ_n}; the bank fills with the whole batch first, then refreshes trajectory_refresh per step."""
+    m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, trajectory_weight=0.5, trajectory_bank=6,
+                         trajectory_batch=5, trajectory_refresh=2).eval()
+    _perturb(m)
+    m.refresh_trajectories(_batch(b=4), torch.Generator().manual_seed(0))
+    assert m.bank.count == 4
+    m.refresh_trajectories(_batch(b=4, seed=1), torch.Generator().manual_seed(1))
+    assert m.bank.count == 6 and m.bank.next == 0  # 2 fill the room left
+    m.refresh_trajectories(_batch(b=4, seed=2), torch.Generator().manual_seed(2))
+    assert m.bank.count == 6 and m.bank.next == 2  # then trajectory_refresh = 2 per step, over the oldest
+    loss = m.trajectory_loss(torch.Generator().manual_seed(3))
+
+    g = torch.Generator().manual_seed(3)
+    rows = torch.randint(0, 6, (5,), generator=g)
+    n = torch.randint(0, len(m.grid) - 1, (5,), generator=g)
+    s_idx = m.draw_s_index(n, g)
+    want = []
+    for i in range(5):
+        r, k = int(rows[i]), int(n[i])
+        tags, w = m.bank.tags[r : r + 1], m.bank.w[r : r + 1]
+        x = m.bank.states[r, 0 : 1]
+        for step in range(k):  # the bank's state at σ_n is the teacher's trajectory from its noise
+            x = teacher_step(m.teacher, x, m.grid[step], m.grid[step + 1], tags, w)
+        x_t = x
+        for step in range(k, int(s_idx[i])):
+            x = teacher_step(m.teacher, x, m.grid[step], m.grid[step + 1], tags, w)
+        pred = m.student(x_t, m.grid[k], m.grid[s_idx[i]], tags, w)
+        want.append((pred - x).pow(2).mean())
+    assert torch.allclose(loss, torch.stack(want), rtol=1e-4, atol=1e-7)
+
+    batch = _batch(seed=5)
+    torch.manual_seed(11)
+    total = m.training_step(batch, 0)
+    torch.manual_seed(11)
+    plain = m.distill_loss(batch).mean()
+    m.refresh_trajectories(batch)
+    assert torch.allclose(total, plain + 0.5 * m.trajectory_loss().mean(), rtol=1e-5)
+
+
+def test_trajectory_loss_is_zero_for_a_fresh_student_on_one_unguided_step(info, teacher_tiny):
+    """A fresh student is one teacher Euler step (w = 1): on adjacent grid points it lands exactly on the teacher's
+    trajectory; over several steps it does not, which is what the term teaches."""
+    m = CTMDistillModule(teacher=str(teacher_tiny), data_info=info, trajectory_weight=1.0, trajectory_bank=4,
+                         w_min=1.0, w_max=1.0, tag_dropout=0.0).eval()
+    m.refresh_trajectories(_batch(b=4), torch.Generator().manual_seed(0))
+    n = torch.tensor([0, 5, 10, 14])
+    x_t, x_s, tags, w = m.bank.draw(torch.arange(4), n, n + 1)
+    assert float(m.distance(m.student(x_t, m.grid[n], m.grid[n + 1], tags, w), x_s).max()) < 1e-10
+    x_t, x_s, tags, w = m.bank.draw(torch.arange(4), n, torch.full_like(n, len(m.grid) - 1))
+    assert float(m.distance(m.student(x_t, m.grid[n], m.grid[-1], tags, w), x_s).min()) > 1e-6
+    with pytest.raises(ValueError, match="trajectory_weight"):
+        CMDistillModule(teacher=str(teacher_tiny), data_info=info, trajectory_weight=1.0)
+
+
+def test_local_detail_sees_blur_and_noise_but_not_a_shift():
+    from ditto2.controls.bias import local_detail
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 1, 16, 32, generator=g)
+    assert torch.allclose(local_detail(x + 3.0), local_detail(x), atol=1e-5)  # blind to a constant shift
+    assert torch.allclose(local_detail(2 * x), 2 * local_detail(x), rtol=1e-4)  # an amplitude: scales with x
+    assert float(local_detail(torch.ones(1, 1, 8, 8)).max()) < 1e-3  # a flat map has none
+    # by hand at an interior point: RMS over a 5×5 window of x minus its 3×3 means
+    v = x[0, 0]
+    hp = torch.stack([torch.stack([v[i, j] - v[i - 1 : i + 2, j - 1 : j + 2].mean() for j in range(1, 31)])
+                      for i in range(1, 15)])
+    want = (hp[4:9, 4:9].square().mean() + 1e-8).sqrt()  # centre (7, 7) of v = (6, 6) of hp
+    assert torch.allclose(local_detail(x)[0, 0, 7, 7], want, rtol=1e-4)
+    blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
+    assert float(local_detail(blurred).mean()) < 0.5 * float(local_detail(x).mean())
+
+
+def test_detail_term_adds_the_scaled_detail_distance(info, teacher_tiny):
+    from ditto2.controls.bias import local_detail
+
+    kw = dict(teacher=str(teacher_tiny), data_info=info, trajectory_weight=1.0, trajectory_bank=4, trajectory_batch=4)
+    m = CTMDistillModule(**kw, detail_weight=2.0).eval()
+    _perturb(m)
+    m.refresh_trajectories(_batch(b=4), torch.Generator().manual_seed(0))
+    plain = CTMDistillModule(**kw).eval()
+    plain.load_state_dict(m.state_dict())
+    plain.bank = m.bank
+    loss = m.trajectory_loss(torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    rows = torch.randint(0, 4, (4,), generator=g)
+    n = torch.randint(0, len(m.grid) - 1, (4,), generator=g)
+    s_idx = m.draw_s_index(n, g)
+    x_t, x_s, tags, w = m.bank.draw(rows, n, s_idx)
+    pred = m.student(x_t, m.grid[n], m.grid[s_idx], tags, w)
+    scale = 0.25 / (m.grid[s_idx] ** 2 + 0.25)  # σ_data = 0.5
+    detail = scale * (local_detail(pred) - local_detail(x_s)).pow(2).flatten(1).mean(1)
+    assert torch.allclose(loss, plain.trajectory_loss(torch.Generator().manual_seed(1)) + 2.0 * detail, rtol=1e-4, atol=1e-8)
+    assert float(detail.min()) > 0
+    with pytest.raises(ValueError, match="detail_weight"):
+        CTMDistillModule(teacher=str(teacher_tiny), data_info=info, detail_weight=1.0)

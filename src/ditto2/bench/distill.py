@@ -68,6 +68,10 @@ def main(argv=None) -> int:
             out = batched(lambda z, c: gen.sample(z, c, w=args.w, steps=k + 1))  # k+1 sigmas incl. σ_min → k+1 evals
             rows.append({"model": "teacher (Euler, no distillation)", "steps": k + 1, "gamma": None, "mse": _mse(out, ref),
                          **_bias(bias, out)})
+        for k in (3, 5):  # what blur alone does to the features: the level follows the detail energy
+            out = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(ref, (k // 2,) * 4, mode="replicate"), k, stride=1)
+            rows.append({"model": f"teacher's output, {k}×{k} box blur", "steps": 20, "gamma": None, "mse": _mse(out, ref),
+                         **_bias(bias, out)})
         for kind in ("cm", "ctm"):
             path = getattr(args, kind)
             if not Path(path + ".safetensors").exists():
@@ -91,11 +95,13 @@ def main(argv=None) -> int:
     lines = [f"# Distillation fidelity: mel MSE to the teacher's 20-step guided sample "
              f"({args.n} noises, {tags_note}, w={args.w})",
              "", f"Variance of the reference mels: {meta['data_var']:.4f}. Level bias: mean smoothed level minus the "
-             "teacher's (dB; |·| = per item); chroma: argmax agreement; SSM: MFCC self-similarity MSE.", "",
-             "| model | steps | γ | MSE | level bias dB | |level| dB | chroma agree | SSM MSE |",
-             "|---|---|---|---|---|---|---|---|"]
+             "teacher's (dB; |·| = per item); chroma: argmax agreement; SSM: MFCC self-similarity MSE; detail: local detail "
+             "energy over the teacher's (``controls.bias.local_detail``; < 1 smoother, > 1 rougher).", "",
+             "| model | steps | γ | MSE | level bias dB | |level| dB | chroma agree | SSM MSE | detail |",
+             "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['steps']} | {'' if r['gamma'] is None else r['gamma']} | {r['mse']:.4f} | "
-              f"{r['level_db']:+.2f} | {r['level_abs_db']:.2f} | {r['chroma_agree']:.3f} | {r['ssm_mse']:.4f} |" for r in rows]
+              f"{r['level_db']:+.2f} | {r['level_abs_db']:.2f} | {r['chroma_agree']:.3f} | {r['ssm_mse']:.4f} | "
+              f"{r['detail_ratio']:.2f} |" for r in rows]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print((out / "results.md").read_text())
     return 0
@@ -138,9 +144,9 @@ def attribute(gen, ctm_path: str, noise, tags, w: float, ctx, out: Path) -> int:
     lines = [f"# Where the CTM's step-count bias comes from ({len(noise)} noises, w={w}, {ctm_path})", "",
              "S(i-j): one student jump between grid points i and j of the 20-point grid; T(i-j): the teacher's guided "
              "Euler steps over the same points. Bias against the teacher's full path T(0-19).", "",
-             "| path | MSE | level bias dB | chroma agree | SSM MSE |", "|---|---|---|---|---|"]
-    lines += [f"| {r['path']} | {r['mse']:.4f} | {r['level_db']:+.2f} | {r['chroma_agree']:.3f} | {r['ssm_mse']:.4f} |"
-              for r in rows]
+             "| path | MSE | level bias dB | chroma agree | SSM MSE | detail |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['path']} | {r['mse']:.4f} | {r['level_db']:+.2f} | {r['chroma_agree']:.3f} | {r['ssm_mse']:.4f} | "
+              f"{r['detail_ratio']:.2f} |" for r in rows]
     (out / "attribution.md").write_text("\n".join(lines) + "\n")
     print((out / "attribution.md").read_text())
     return 0

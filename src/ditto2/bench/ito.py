@@ -427,6 +427,8 @@ def main(argv=None) -> int:
     p.add_argument("--merge", nargs="+", metavar="DIR", help="no runs: merge the results of earlier benchmark "
                    "outputs (e.g. a table finished in several sessions) into --out")
     p.add_argument("--out", help="output folder (overrides the config's out)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="ITO settings for every cell, after the config's overrides (e.g. ctm=PATH: another student)")
     args = p.parse_args(argv)
     if args.merge:
         if not args.out:
@@ -438,6 +440,7 @@ def main(argv=None) -> int:
     cfg = load_bench_config(args.config)
     if args.out:
         cfg.out = args.out
+    cfg.overrides = [*cfg.overrides, *args.set]
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     import torch

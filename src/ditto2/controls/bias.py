@@ -1,14 +1,24 @@
 """How far one set of mels is from a reference set on the controls' own features: the level (intensity),
 the chroma argmax (melody) and the MFCC self-similarity (structure). A bias here is a bias ITO inherits,
-e.g. a student's k-step decode against its teacher's output of the same noise."""
+e.g. a student's k-step decode against its teacher's output of the same noise. Also the local detail energy
+(``local_detail``), which the level follows: a blurred output is quieter, a rough one louder."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ditto2.controls.base import MelContext
 from ditto2.controls.intensity import IntensityControl
 from ditto2.controls.melody import MelodyControl
 from ditto2.controls.structure import StructureControl
+
+
+def local_detail(x: torch.Tensor) -> torch.Tensor:
+    """Local detail amplitude of (B, C, H, W) maps: √(5×5 mean of (x − 3×3 mean of x)²), edges replicated. Blind to
+    a constant shift; a blurred map has less of it, residual noise more."""
+    def box(v, k):
+        return F.avg_pool2d(F.pad(v, (k // 2,) * 4, mode="replicate"), k, stride=1)
+    return (box((x - box(x, 3)).square(), 5) + 1e-8).sqrt()
 
 
 class FeatureBias:
@@ -20,13 +30,15 @@ class FeatureBias:
         self.level = self.intensity.features(reference).mean(-1)
         self.chroma = self.melody.features(reference).argmax(1)
         self.ssm = self.structure.features(reference)
+        self.detail = local_detail(reference).square().mean()
 
     @torch.no_grad()
     def __call__(self, mels: torch.Tensor) -> dict:
         """level_db (signed mean level difference, dB), level_abs_db (per item), chroma_agree (argmax
-        agreement per frame), ssm_mse, mse (mel MSE)."""
+        agreement per frame), ssm_mse, mse (mel MSE), detail_ratio (mean local detail energy over the reference's)."""
         level = self.intensity.features(mels).mean(-1) - self.level
         return {"level_db": level.mean(), "level_abs_db": level.abs().mean(),
                 "chroma_agree": (self.melody.features(mels).argmax(1) == self.chroma).float().mean(),
                 "ssm_mse": (self.structure.features(mels) - self.ssm).pow(2).mean(),
-                "mse": (mels - self.reference).pow(2).mean()}
+                "mse": (mels - self.reference).pow(2).mean(),
+                "detail_ratio": local_detail(mels).square().mean() / self.detail}

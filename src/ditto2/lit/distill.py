@@ -13,7 +13,15 @@ both x_s are carried on to σ_min by the frozen target network (gradient through
 an error counts by what it does to the decoded output, not by its size at noise level s. ``anchor_weight``
 λ > 0 (CTM) adds λ·‖g_θ(x_t, t, t) − sg[D_w(x_t, t)]‖²: the student's own denoiser (s = t) held to the
 teacher's guided denoiser at the same point, CTM's DSM term with the guided teacher in place of the data, so
-the short jumps and intermediate landings stay on the teacher's ODE while the long ones are distilled. Every validation
+the short jumps and intermediate landings stay on the teacher's ODE while the long ones are distilled.
+``trajectory_weight`` λ_τ > 0 (CTM) adds λ_τ·‖G_θ(x_{σ_n}, σ_n, σ_m) − x_{σ_m}‖² on the teacher's own guided ODE
+trajectories (``diffusion.trajectories.TrajectoryBank``: solved from noise over the whole grid, kept in a ring buffer,
+``trajectory_refresh`` new ones per step): every jump, the long ones included, against the exact point it should
+reach rather than a target bootstrapped through a chain of shorter jumps. ``detail_weight`` λ_d adds to each trajectory
+pair the distance of the local detail amplitudes (``local_detail``: RMS of the 3×3 high-pass over 5×5 windows), scaled
+by σ_data² / (σ_m² + σ_data²): an L2 student regresses to the mean, so its long jumps come out smooth (the 1-step
+output has a third of the teacher's detail energy) and its landings rough, and the controls' level follows the detail
+energy (results/distill-diagnosis.md) while the L2 term barely sees it. Every validation
 also logs the students' step-count bias on the controls' own features (``bias/*``): k-step outputs vs
 the teacher's full-grid output of the same noises (mean level in dB, chroma argmax agreement, SSM MSE).
 """
@@ -27,11 +35,12 @@ import torch
 
 from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.controls import MelContext
-from ditto2.controls.bias import FeatureBias
+from ditto2.controls.bias import FeatureBias, local_detail
 from ditto2.data.tags import TagVocab
 from ditto2.diffusion.consistency import CMStudent, CTMStudent, decode_sigmas, teacher_step
 from ditto2.diffusion.edm import ConsistencyPrecond, EDMPrecond, drop_tags, karras_sigmas
 from ditto2.diffusion.guidance import guided_denoise
+from ditto2.diffusion.trajectories import TrajectoryBank
 from ditto2.lit.optim import with_warmup
 from ditto2.lit.sample_logging import SampleLogMixin
 from ditto2.models.bundle import load_bundle, unet_config_from_dict, unet_config_to_dict
@@ -67,6 +76,11 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         loss_space: str = "x_s",
         n_bias_samples: int = 16,
         anchor_weight: float = 0.0,
+        trajectory_weight: float = 0.0,
+        trajectory_bank: int = 256,
+        trajectory_batch: int = 16,
+        trajectory_refresh: int = 4,
+        detail_weight: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -76,6 +90,12 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
             raise ValueError(f"loss_space must be 'x_s' (or 'data' for CTM), got {loss_space!r}")
         if anchor_weight < 0 or (anchor_weight > 0 and self.kind != "ctm"):
             raise ValueError(f"anchor_weight must be >= 0 (and > 0 only for CTM), got {anchor_weight}")
+        if trajectory_weight < 0 or (trajectory_weight > 0 and self.kind != "ctm"):
+            raise ValueError(f"trajectory_weight must be >= 0 (and > 0 only for CTM), got {trajectory_weight}")
+        if trajectory_weight > 0 and min(trajectory_bank, trajectory_batch, trajectory_refresh) < 1:
+            raise ValueError("trajectory_bank, trajectory_batch and trajectory_refresh must be >= 1")
+        if detail_weight < 0 or (detail_weight > 0 and trajectory_weight <= 0):
+            raise ValueError(f"detail_weight must be >= 0 (and > 0 only with trajectory_weight > 0), got {detail_weight}")
         if teacher_steps < 1 or (teacher_steps > 1 and self.kind != "ctm"):
             raise ValueError(f"teacher_steps must be 1 (or > 1 for CTM's soft consistency), got {teacher_steps}")
         teacher_model, meta = load_bundle(teacher)
@@ -101,6 +121,7 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
             self._load_student(init_student)
         self.target = copy.deepcopy(self.student).requires_grad_(False)
         self.register_buffer("grid", karras_sigmas(grid_steps, e["sigma_min"], e["sigma_max"]), persistent=False)
+        self.bank = None  # the teacher's trajectories (trajectory_weight > 0), solved on the first training steps
 
     def _load_student(self, path: str) -> None:
         """Start from an exported student of the same kind, teacher data and architecture."""
@@ -196,11 +217,48 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         c = 0.00054 * sq.shape[1] ** 0.5  # iCT's pseudo-Huber constant, scaled by dimension
         return ((sq.sum(1) + c**2).sqrt() - c) / sq.shape[1] ** 0.5
 
+    def refresh_trajectories(self, batch, generator=None) -> None:
+        """Solve new teacher trajectories from the batch's tags (with CFG dropout) and fresh w and noise: the whole
+        batch while the bank fills, then ``trajectory_refresh`` per step over the oldest."""
+        h = self.hparams
+        if self.bank is None:
+            self.bank = TrajectoryBank(h.trajectory_bank, self.grid, h.teacher_solver)
+        room = h.trajectory_bank - self.bank.count
+        b = min(batch["mel"].shape[0], h.trajectory_bank, max(room, h.trajectory_refresh))
+        dev = batch["mel"].device
+        tags = drop_tags(self.condition_tags(batch["tags"][:b]), h.tag_dropout, generator=generator)
+        w = h.w_min + (h.w_max - h.w_min) * torch.rand(b, device=dev, generator=generator)
+        z = torch.randn((b, *batch["mel"].shape[1:]), device=dev, generator=generator)
+        self.bank.add(self.teacher, z, tags, w)
+
+    def trajectory_loss(self, generator=None) -> torch.Tensor:
+        """Per sample ‖G_θ(x_{σ_n}, σ_n, σ_m) − x_{σ_m}‖² (``distance``) on ``trajectory_batch`` held trajectories,
+        n uniform on the grid's first N−1 points and m drawn like s (``draw_s_index``)."""
+        rows = self.bank.rows(self.hparams.trajectory_batch, generator)
+        n = torch.randint(0, len(self.grid) - 1, rows.shape, device=rows.device, generator=generator)
+        m = self.draw_s_index(n, generator)
+        x_t, x_s, tags, w = self.bank.draw(rows, n, m)
+        pred = self.student(x_t, self.grid[n], self.grid[m], tags, w)
+        loss = self.distance(pred, x_s)
+        if self.hparams.detail_weight > 0:
+            sd2 = self.teacher_meta["edm"]["sigma_data"] ** 2
+            scale = sd2 / (self.grid[m] ** 2 + sd2)
+            self._detail = scale * (local_detail(pred) - local_detail(x_s)).float().square().flatten(1).mean(1)
+            loss = loss + self.hparams.detail_weight * self._detail
+        return loss
+
     def training_step(self, batch, batch_idx):
         loss = self.distill_loss(batch).mean()
-        self.log("train/loss", loss, prog_bar=True)
         if self.hparams.anchor_weight > 0:
             self.log("train/anchor", self._anchor.mean())
+        if self.hparams.trajectory_weight > 0:
+            self.refresh_trajectories(batch)
+            traj = self.trajectory_loss().mean()
+            self.log("train/trajectory", traj)
+            if self.hparams.detail_weight > 0:
+                self.log("train/detail", self._detail.mean())
+            loss = loss + self.hparams.trajectory_weight * traj
+        self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:

@@ -2,7 +2,7 @@
 import torch
 
 
-def fast_dev_run_moves_the_weights(argv: list[str]) -> None:
+def fast_dev_run_moves_the_weights(argv: list[str]):
     """``ditto2 fit`` with fast_dev_run through the real CLI: the first training loss is finite and the trained
     weights differ from the same config's seeded initial weights (one optimizer step happened)."""
     import math
@@ -17,3 +17,4 @@ def fast_dev_run_moves_the_weights(argv: list[str]) -> None:
     after = cli.model.state_dict()
     moved = [k for k, v in before.items() if k in after and not torch.equal(v, after[k].detach().cpu())]
     assert moved, "fast_dev_run took no optimizer step"
+    return cli

@@ -23,6 +23,21 @@ def test_fast_dev_run(kind, synth_tiny, teacher_tiny, tmp_path):
                                         "--trainer.default_root_dir", str(tmp_path)))
 
 
+def test_trajectory_recipe_trains(synth_tiny, teacher_tiny, tmp_path):
+    """experiments/distill/ctm-trajectory-tiny.yaml layered over the CTM recipe: the trajectory and detail terms train
+    (the bank fills from the batch) and are logged."""
+    from fit_checks import fast_dev_run_moves_the_weights
+
+    cli = fast_dev_run_moves_the_weights(args("ctm", synth_tiny, teacher_tiny, tmp_path, "--config",
+                                        "experiments/distill/ctm-trajectory-tiny.yaml", "--model.init_args.teacher",
+                                        str(teacher_tiny), "--model.init_args.init_student", "null",
+                                        "--model.init_args.trajectory_bank", "4", "--trainer.fast_dev_run", "true",
+                                        "--trainer.default_root_dir", str(tmp_path)))
+    logged = cli.trainer.callback_metrics
+    assert float(logged["train/trajectory"]) > 0 and float(logged["train/detail"]) > 0
+    assert cli.model.bank.count == 2  # the batch of 2 went into the bank
+
+
 @pytest.mark.parametrize("kind", ["cm", "ctm"])
 def test_train_export_and_sample(kind, synth_tiny, teacher_tiny, tmp_path):
     main(args(kind, synth_tiny, teacher_tiny, tmp_path, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",

@@ -315,7 +315,8 @@ def _add_eval_commands(sub) -> None:
     p = sub.add_parser("bench", help="the paper's tables: DITTO vs DITTO-2 per control, (M, T) sweep, text "
                        "control; FAD / CLAP / control metrics -> results/ (MD, CSV, PNG, TensorBoard)")
     p.add_argument("--config", required=True, help="experiments/bench/<table>.yaml")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="--only CONTROL ..., --no-sweep, --no-text, --no-domains")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="--only CONTROL ..., --no-sweep, --no-text, --no-domains, "
+                   "--out DIR, --set KEY=VALUE ...")
     p.set_defaults(fn=_bench)
     p = sub.add_parser("serve", help="the interactive page: draw a curve, drop a MIDI, type a caption and hear "
                        "DITTO-2 (Gradio; --port, --models, --out, --preset)")
@@ -364,7 +365,11 @@ def _main(argv: list[str]) -> int:
     _add_model_commands(sub)
     _add_ito(sub)
     _add_eval_commands(sub)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "bench":  # the bench passes its own options on (--set, --only, --out, ...)
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "bench":
+        args.rest = [*unknown, *args.rest]
     return args.fn(args)
 
 

@@ -46,3 +46,21 @@ def test_ditto_takes_its_own_step_only_where_the_yaml_has_one(tmp_path):
     from ditto2.runs.ito import load_config
 
     assert load_config(str(tuned), ["method=ditto"]).lr == 0.03  # `ditto2 ito --config` agrees with the table
+
+
+def test_ditto2_bench_passes_its_options_on(monkeypatch):
+    """`ditto2 bench --config C --set k=v --out D` reaches the bench's own parser whole; other commands still refuse
+    options they do not know."""
+    import pytest
+
+    import ditto2.bench.ito as bench
+    from ditto2.cli import main
+
+    seen = []
+    monkeypatch.setattr(bench, "main", lambda argv: seen.append(argv) or 0)
+    assert main(["bench", "--config", "c.yaml", "--set", "ctm=p", "--out", "o"]) == 0
+    assert main(["bench", "--config", "c.yaml", "--only", "intensity", "--no-sweep"]) == 0
+    assert seen == [["--config", "c.yaml", "--set", "ctm=p", "--out", "o"],
+                    ["--config", "c.yaml", "--only", "intensity", "--no-sweep"]]
+    with pytest.raises(SystemExit):
+        main(["shards-subset", "a", "b", "--bogus"])

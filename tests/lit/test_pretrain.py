@@ -27,9 +27,11 @@ def test_every_experiment_yaml_builds(path, synth_tiny, synth_paper, teacher_tin
     preset = "paper" if "paper" in path.name else "tiny"
     shards = synth_paper if preset == "paper" else synth_tiny
     teacher = teacher_paper if preset == "paper" else teacher_tiny
-    extra = ["--model.init_args.teacher", str(teacher)] if path.parent.name == "distill" else []
-    # *-uncond* / *-fsdp* files are layered over their recipe (e.g. tiny.yaml + tiny-uncond.yaml)
-    overlay = next((tag for tag in ("-uncond", "-fsdp") if tag in path.name), None)
+    # a distillation starts from the test teacher (a committed init_student belongs to the committed teacher)
+    extra = ["--model.init_args.teacher", str(teacher), "--model.init_args.init_student", "null"] \
+        if path.parent.name == "distill" else []
+    # *-uncond* / *-fsdp* / *-trajectory* files are layered over their recipe (e.g. tiny.yaml + tiny-uncond.yaml)
+    overlay = next((tag for tag in ("-uncond", "-fsdp", "-trajectory") if tag in path.name), None)
     configs = ["--config", str(path.with_name(path.name.replace(overlay, "")))] if overlay else []
     cli = run_lightning_cli([*configs, "--config", str(path), "--data.root", str(shards), "--trainer.accelerator", "cpu",
                              "--trainer.devices", "1", "--trainer.strategy", "auto", "--trainer.precision", "32-true",

@@ -314,10 +314,12 @@ def _add_eval_commands(sub) -> None:
     p.set_defaults(fn=_shards_subset)
     p = sub.add_parser("bench", help="the paper's tables: DITTO vs DITTO-2 per control, (M, T) sweep, text "
                        "control; FAD / CLAP / control metrics -> results/ (MD, CSV, PNG, TensorBoard)")
+    p.epilog = ("any other option is the bench's own (python -m ditto2.bench.ito --help): --only CONTROL ..., "
+                "--no-sweep, --no-text, --no-domains, --out DIR, --set KEY=VALUE ...")
     p.add_argument("--config", required=True, help="experiments/bench/<table>.yaml")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="--only CONTROL ..., --no-sweep, --no-text, --no-domains, "
-                   "--out DIR, --set KEY=VALUE ...")
-    p.set_defaults(fn=_bench)
+    # every other option (--only CONTROL ..., --no-sweep, --no-text, --no-domains, --out DIR, --set KEY=VALUE ...)
+    # is the bench's own: passed on whole, in order
+    p.set_defaults(fn=_bench, passes_on=True)
     p = sub.add_parser("serve", help="the interactive page: draw a curve, drop a MIDI, type a caption and hear "
                        "DITTO-2 (Gradio; --port, --models, --out, --preset)")
     from ditto2.serve.app import add_arguments
@@ -366,10 +368,10 @@ def _main(argv: list[str]) -> int:
     _add_ito(sub)
     _add_eval_commands(sub)
     args, unknown = parser.parse_known_args(argv)
-    if unknown and args.command != "bench":  # the bench passes its own options on (--set, --only, --out, ...)
+    if getattr(args, "passes_on", False):  # a command with its own parser behind it gets what this one does not know
+        args.rest = unknown
+    elif unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command == "bench":
-        args.rest = [*unknown, *args.rest]
     return args.fn(args)
 
 

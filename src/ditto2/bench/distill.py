@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ditto2.controls import MelContext
-from ditto2.controls.bias import FeatureBias
+from ditto2.controls.bias import FeatureBias, box_blur
 from ditto2.diffusion.consistency import decode_sigmas
 from ditto2.diffusion.edm import karras_sigmas
 from ditto2.models.bundle import load_bundle
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
             rows.append({"model": "teacher (Euler, no distillation)", "steps": k + 1, "gamma": None, "mse": _mse(out, ref),
                          **_bias(bias, out)})
         for k in (3, 5):  # what blur alone does to the features: the level follows the detail energy
-            out = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(ref, (k // 2,) * 4, mode="replicate"), k, stride=1)
+            out = box_blur(ref, k)
             rows.append({"model": f"teacher's output, {k}×{k} box blur", "steps": 20, "gamma": None, "mse": _mse(out, ref),
                          **_bias(bias, out)})
         for kind in ("cm", "ctm"):

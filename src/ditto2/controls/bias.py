@@ -13,12 +13,15 @@ from ditto2.controls.melody import MelodyControl
 from ditto2.controls.structure import StructureControl
 
 
+def box_blur(x: torch.Tensor, k: int) -> torch.Tensor:
+    """k×k mean of (B, C, H, W) maps (odd k), edges replicated: the same shape back."""
+    return F.avg_pool2d(F.pad(x, (k // 2,) * 4, mode="replicate"), k, stride=1)
+
+
 def local_detail(x: torch.Tensor) -> torch.Tensor:
     """Local detail amplitude of (B, C, H, W) maps: √(5×5 mean of (x − 3×3 mean of x)²), edges replicated. Blind to
     a constant shift; a blurred map has less of it, residual noise more."""
-    def box(v, k):
-        return F.avg_pool2d(F.pad(v, (k // 2,) * 4, mode="replicate"), k, stride=1)
-    return (box((x - box(x, 3)).square(), 5) + 1e-8).sqrt()
+    return (box_blur((x - box_blur(x, 3)).square(), 5) + 1e-8).sqrt()
 
 
 class FeatureBias:

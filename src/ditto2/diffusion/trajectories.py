@@ -34,8 +34,16 @@ class TrajectoryBank:
             raise ValueError(f"a trajectory bank needs capacity >= 1, got {capacity}")
         self.capacity, self.grid, self.solver = capacity, grid, solver
         self.states = self.tags = self.w = None
-        self.count = 0  # trajectories held
-        self.next = 0   # the slot the next one goes to
+        self.added = 0  # trajectories ever added; the bank holds the newest ``count``
+
+    @property
+    def count(self) -> int:
+        return min(self.added, self.capacity)
+
+    @property
+    def next(self) -> int:
+        """The slot the next trajectory goes to (the oldest once the bank is full)."""
+        return self.added % self.capacity
 
     def add(self, teacher, z: torch.Tensor, tags: torch.Tensor, w: torch.Tensor) -> None:
         """Solve trajectories from unit noises ``z`` (B ≤ capacity) and store them over the oldest."""
@@ -49,8 +57,7 @@ class TrajectoryBank:
             self.w = w.new_zeros(self.capacity)
         slots = (self.next + torch.arange(b)) % self.capacity
         self.states[slots], self.tags[slots], self.w[slots] = traj, tags, w
-        self.next = (self.next + b) % self.capacity
-        self.count = min(self.count + b, self.capacity)
+        self.added += b
 
     def draw(self, rows: torch.Tensor, n: torch.Tensor, m: torch.Tensor):
         """(x at grid[n], x at grid[m], tags, w) of the held trajectories ``rows``."""

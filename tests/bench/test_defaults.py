@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ditto2.bench.defaults import check, pick
+from ditto2.ito.surrogates import parse_m
 from ditto2.runs.ito import decode_defaults, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +29,21 @@ def test_pick_uses_the_metric_direction_and_breaks_ties_by_speed():
     assert (w["intensity"]["ditto2-ctm"]["M"], w["intensity"]["ditto2-ctm"]["value"]) == (2, 1.01)
     assert pick(rows, tolerance=0.0)["intensity"]["ditto2-ctm"]["value"] == 1.0
     assert pick(rows, max_m=1)["melody"]["ditto2-ctm"]["M"] == 1 and pick(rows, max_m=1)["intensity"]["ditto2-ctm"]["M"] == 1
+
+
+def test_pick_bounds_a_schedule_by_its_mean_m():
+    """A schedule's cost is its mean M: '1:0.8,2' (1.2) passes a bound of 1.25, the adaptive one (1.75) does not;
+    the winner's settings carry the schedule string (ints stay ints)."""
+    from ditto2.bench.defaults import as_settings
+
+    rows = [_row("melody", "ditto2-ctm", 1, 1, 0.0, "melody_accuracy_pct", 60.0),
+            _row("melody", "ditto2-ctm", "1:0.8,2", 2, 0.0, "melody_accuracy_pct", 70.0),
+            _row("melody", "ditto2-ctm", "adaptive", 4, 0.0, "melody_accuracy_pct", 80.0)]
+    assert pick(rows)["melody"]["ditto2-ctm"]["M"] == "adaptive"
+    assert pick(rows, max_m=1.25)["melody"]["ditto2-ctm"]["M"] == "1:0.8,2"
+    assert pick(rows, max_m=1)["melody"]["ditto2-ctm"]["M"] == 1
+    assert as_settings(pick(rows, max_m=1.25)["melody"]["ditto2-ctm"])["m"] == "1:0.8,2"
+    assert as_settings({"M": "2", "T": 2, "gamma": 0.0})["m"] == 2
 
 
 def test_per_method_defaults_resolve_and_overrides_still_win(tmp_path):
@@ -80,3 +96,5 @@ def test_every_ito_and_bench_yaml_resolves():
             for control in sw.get("controls") or [sw.control]:
                 assert control in cfg.get("controls", {"intensity": 70}), (path.name, control)
             assert all(len(cell) in (2, 3) for cell in sw.mt), path.name
+            for cell in sw.mt:
+                parse_m(cell[0])  # an int, "adaptive" or a schedule string, else a one-line error

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ditto2.controls import ControlTargetError, MelContext, build_control
-from ditto2.ito.surrogates import BaseModelSurrogate, m_schedule
+from ditto2.ito.surrogates import BaseModelSurrogate, m_mean, m_schedule, parse_m
 from ditto2.lit.ito import ITOModule
 from ditto2.models.generator import load_generator
 from ditto2.runs.ito import build_control_and_targets, build_surrogate, load_config, run_ito
@@ -27,6 +27,19 @@ def test_adaptive_schedule_counts():
     assert m_schedule(5, 2) == [2] * 5
     with pytest.raises(ValueError):
         m_schedule(5, 0)
+
+
+def test_m_schedule_spec():
+    """'M:share,...,M': ⌊share·K⌋ steps per part in order, the last part the rest; the paper's adaptive
+    schedule is one such spec; the mean M is what a step costs."""
+    assert m_schedule(10, "1:0.8,2") == [1] * 8 + [2] * 2
+    assert m_schedule(7, "1:0.5,4") == [1] * 3 + [4] * 4
+    assert m_schedule(70, "1:0.5,2:0.375,4") == m_schedule(70, "adaptive")
+    assert m_schedule(4, "3") == [3] * 4
+    assert m_mean("1:0.8,2") == pytest.approx(1.2) and m_mean("adaptive") == pytest.approx(1.75) and m_mean(2) == 2
+    for bad in ("1:0.8", "1:1.5,2", "1:0.6,2:0.6,4", "0:0.5,1", "1;2", "", True, 1.5):
+        with pytest.raises(ValueError, match="M must be"):
+            parse_m(bad)
 
 
 @pytest.mark.parametrize("method", ["ditto2-ctm", "ditto2-cm"])

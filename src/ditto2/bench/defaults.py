@@ -5,7 +5,8 @@
 tables never use), picks for every (control, method) the (M, T, γ) with the best graded metric, and
 writes winners.{json,md} beside them. Ties within ``--tolerance`` (relative) go to the faster cell.
 ``--max-m 1`` keeps only cells with one student call per Adam step: the project's speed target (DITTO-2
-at least 30× faster than DITTO) does not survive M = 2 (twice the cost per step).
+at least 30× faster than DITTO) does not survive M = 2 (twice the cost per step); a schedule counts with its
+mean M (``ito.surrogates.m_mean``: "1:0.8,2" is 1.2, the paper's adaptive 1.75).
 ``--check experiments/ito`` fails when a control's YAML does not hold its winner (the test suite
 runs this against the committed sweep).
 """
@@ -15,6 +16,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from ditto2.ito.surrogates import m_mean
 
 
 def higher_is_better(metric: str) -> bool:
@@ -29,6 +32,11 @@ def higher_is_better(metric: str) -> bool:
     raise ValueError(f"no registered control reports the metric {metric!r}")
 
 
+def _spec(m):
+    """A row's M as an ITO config takes it: an int where it is one, else the schedule string."""
+    return int(m) if str(m).strip().isdigit() else str(m)
+
+
 def better(metric: str) -> str:
     return "higher" if higher_is_better(metric) else "lower"
 
@@ -36,10 +44,10 @@ def better(metric: str) -> str:
 def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None) -> dict:
     """{control: {method: winning row}} over the sweep rows; a cell within ``tolerance`` of the best
     value (relative) and faster wins the tie. ``max_m``: only cells whose surrogate takes at most that
-    many steps (the adaptive schedule counts as more than 1)."""
+    many steps per Adam step on average (``m_mean``; the adaptive schedule counts 1.75)."""
     groups: dict = {}
     for r in rows:
-        if r["table"] == "sweep" and (max_m is None or (r["M"] != "adaptive" and int(r["M"]) <= max_m)):
+        if r["table"] == "sweep" and (max_m is None or m_mean(_spec(r["M"])) <= max_m):
             groups.setdefault(r["control"], {}).setdefault(r["method"], []).append(r)
     out: dict = {}
     for control, by_method in groups.items():
@@ -52,7 +60,7 @@ def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None) ->
 
 
 def as_settings(row: dict) -> dict:
-    m = row["M"] if row["M"] == "adaptive" else int(row["M"])
+    m = _spec(row["M"])
     return {"m": m, "decode_steps": int(row["T"]), "gamma": float(row["gamma"] if row.get("gamma") is not None else 0.0)}
 
 
@@ -89,7 +97,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", help="a `ditto2 bench` output folder with sweep rows")
     p.add_argument("--tolerance", type=float, default=0.02)
-    p.add_argument("--max-m", type=int, help="only cells with at most this many surrogate steps (the speed target)")
+    p.add_argument("--max-m", type=float,
+                   help="only cells with at most this many surrogate steps per Adam step on average (the speed target)")
     p.add_argument("--check", metavar="FOLDER", help="per-control YAMLs that must hold the winners")
     args = p.parse_args(argv)
     folder = Path(args.sweep)

@@ -15,16 +15,49 @@ from ditto2.diffusion.consistency import CMStudent, CTMStudent, decode_sigmas
 from ditto2.diffusion.edm import karras_sigmas
 from ditto2.diffusion.samplers import SAMPLERS, base_sigmas, sample_guided
 
+ADAPTIVE = "1:0.5,2:0.375,4"  # paper §5.3: M=1 for ⌊K/2⌋ steps, M=2 for ⌊3K/8⌋, M=4 for the rest
+
+
+def parse_m(m) -> list[tuple[int, float | None]]:
+    """An M spec as (M, share of the K steps) parts, the last part taking the rest (share None).
+
+    ``m`` is a positive int (every step), ``"adaptive"`` (the paper's schedule, ``ADAPTIVE``), or a
+    string ``"M:share,M:share,...,M"``: e.g. ``"1:0.8,2"`` optimizes through the 1-step map for the
+    first ⌊0.8K⌋ steps and through the 2-step map for the rest (cheap steps first, the decode's own
+    map at the end)."""
+    if isinstance(m, int) and not isinstance(m, bool) and m >= 1:
+        return [(m, None)]
+    if isinstance(m, str):
+        text = ADAPTIVE if m == "adaptive" else m
+        if text.strip().isdigit():
+            return parse_m(int(text))
+        try:
+            parts = [p.split(":") for p in text.split(",")]
+            spec = [(int(p[0]), float(p[1])) for p in parts[:-1]] + [(int(parts[-1][0]), None)]
+            ok = len(parts[-1]) == 1 and all(len(p) == 2 for p in parts[:-1])
+        except (ValueError, IndexError):
+            ok = False
+        if ok and all(k >= 1 for k, _ in spec) and all(0 < f <= 1 for _, f in spec[:-1]) \
+                and sum(f for _, f in spec[:-1]) <= 1:
+            return spec
+    hint = " (YAML reads an unquoted a:b as a base-60 number: quote the schedule)" if isinstance(m, float) else ""
+    raise ValueError(f"M must be a positive int, 'adaptive' or 'M:share,...,M' (e.g. '1:0.8,2'), got {m!r}{hint}")
+
 
 def m_schedule(k: int, m) -> list[int]:
-    """Steps M of the surrogate at each of the K optimization steps: a fixed int, or "adaptive"
-    (paper §5.3): M=1 for ⌊K/2⌋ steps, M=2 for ⌊3K/8⌋, M=4 for the rest."""
-    if m == "adaptive":
-        a, b = k // 2, 3 * k // 8
-        return [1] * a + [2] * b + [4] * (k - a - b)
-    if isinstance(m, int) and m >= 1:
-        return [m] * k
-    raise ValueError(f"M must be a positive int or 'adaptive', got {m!r}")
+    """Steps M of the surrogate at each of the K optimization steps (``parse_m``): each part gets
+    ⌊share·K⌋ steps in order, the last part the rest."""
+    out: list[int] = []
+    for steps, share in parse_m(m):
+        out += [steps] * (k - len(out) if share is None else int(share * k))
+    return out
+
+
+def m_mean(m) -> float:
+    """Surrogate steps per optimization step on average (what a step of the spec costs, in M = 1 steps)."""
+    spec = parse_m(m)
+    rest = 1.0 - sum(share for _, share in spec[:-1])
+    return sum(steps * share for steps, share in spec[:-1]) + spec[-1][0] * rest
 
 
 class Surrogate(nn.Module):

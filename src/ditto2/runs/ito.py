@@ -24,7 +24,7 @@ from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.controls import CONTROLS, CompositeControl, MelContext, build_control
 from ditto2.data.heldout import held_out_clips
 from ditto2.ito.optimize import ADAM_BETAS, LR_DECAYS, check_betas, initial_noise, optimize_noise
-from ditto2.ito.surrogates import BaseModelSurrogate, StudentSurrogate, m_schedule
+from ditto2.ito.surrogates import BaseModelSurrogate, StudentSurrogate, m_schedule, parse_m
 from ditto2.models.bundle import bundle_stem, load_bundle
 from ditto2.models.generator import load_generator
 
@@ -71,7 +71,7 @@ class ITOConfig:
     lr_decay: str = "constant"  # Adam's step size over the K steps: constant | cosine (from lr towards 0)
     # Adam's (β1, β2); the interactive preset's few steps use a shorter memory (experiments/serve/interactive.yaml)
     adam_betas: list = field(default_factory=lambda: list(ADAM_BETAS))
-    m: Any = 1  # surrogate steps while optimizing: int or "adaptive"
+    m: Any = 1  # surrogate steps while optimizing: int, "adaptive" or a schedule "M:share,...,M" (ito.surrogates.parse_m)
     decode_steps: int = 2  # T for students; the DITTO baseline always uses base_steps
     base_steps: int = 20
     gamma: float = 0.2
@@ -181,6 +181,7 @@ def check_config(cfg: ITOConfig) -> ITOConfig:
     if cfg.lr_decay not in LR_DECAYS:
         raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {cfg.lr_decay!r}")
     check_betas(cfg.adam_betas)
+    parse_m(cfg.m)
     if cfg.engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {cfg.engine!r}")
     for spec in cfg.controls:

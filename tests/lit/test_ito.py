@@ -36,6 +36,7 @@ def test_m_schedule_spec():
     assert m_schedule(7, "1:0.5,4") == [1] * 3 + [4] * 4
     assert m_schedule(70, "1:0.5,2:0.375,4") == m_schedule(70, "adaptive")
     assert m_schedule(4, "3") == [3] * 4
+    assert m_schedule(100, "1:0.29,2").count(1) == 29  # ⌊share·K⌋ without float round-down (0.29·100 = 28.999…)
     assert m_mean("1:0.8,2") == pytest.approx(1.2) and m_mean("adaptive") == pytest.approx(1.75) and m_mean(2) == 2
     for bad in ("1:0.8", "1:1.5,2", "1:0.6,2:0.6,4", "0:0.5,1", "1;2", "", True, 1.5):
         with pytest.raises(ValueError, match="M must be"):

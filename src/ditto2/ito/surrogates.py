@@ -49,7 +49,7 @@ def m_schedule(k: int, m) -> list[int]:
     ⌊share·K⌋ steps in order, the last part the rest."""
     out: list[int] = []
     for steps, share in parse_m(m):
-        out += [steps] * (k - len(out) if share is None else int(share * k))
+        out += [steps] * (k - len(out) if share is None else int(share * k + 1e-9))  # 0.29·100 is 28.999…
     return out
 
 

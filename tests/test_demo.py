@@ -60,17 +60,17 @@ def test_demo_says_how_to_get_missing_models(tmp_path, capsys):
 
 
 def test_demo_table_column_reads_the_committed_tables():
-    """The demo's default --table files exist; DITTO comes from the GPU table, DITTO-2 (defaults) from the CPU one:
+    """The demo's default --table files exist; DITTO comes from the GPU table, DITTO-2 (defaults, n = 160) from the CPU one:
     with its chosen step sizes, DITTO-2 CTM beats DITTO's mean on every control there."""
     from pathlib import Path
 
     from ditto2.demo import _table_values
 
     root = Path(__file__).resolve().parents[1]
-    values = _table_values([root / "results/bench-win-cpu-ctm/results.json", root / "results/bench-gpu/results.json"])
+    values = _table_values([root / "results/bench-win-cpu-160/results.json", root / "results/bench-gpu/results.json"])
     assert set(values) == {"intensity", "melody", "structure", "outpainting", "inpainting"}
     ditto, ditto2, n = values["intensity"]
-    assert ditto == 4.4303 and n == 32 and ditto2 < ditto
+    assert ditto == 4.4303 and n == 160 and ditto2 < ditto
     from ditto2.bench.defaults import higher_is_better
 
     for control, (d, d2, _) in values.items():

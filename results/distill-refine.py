@@ -1,35 +1,29 @@
-"""`python results/distill-refine.py STUDENT...`: 1-jump, 2-jump-via-σ and renoised decodes against the teacher (diagnosis §7)."""
-import torch, sys
-torch.set_num_threads(2)
-from ditto2.models.generator import load_generator
-from ditto2.models.bundle import load_bundle
+"""`python results/distill-refine.py STUDENT...`: the renoised decode of diagnosis §7 (the 1-step output, fresh noise
+up to σ_r, one jump back) against the teacher. The deterministic two-jump rows through a chosen σ are attribution paths:
+`python -m ditto2.bench.distill --attribute --null-tags --n 32 --seed 1235 --ctm STUDENT --out DIR` (S(0-12)S(12-19) ...)."""
+import sys
+
+import torch
+
 from ditto2.controls.base import MelContext
-from ditto2.controls.bias import FeatureBias, local_detail
+from ditto2.controls.bias import FeatureBias
 from ditto2.diffusion.edm import karras_sigmas
+from ditto2.models.bundle import load_bundle
+from ditto2.models.generator import load_generator
+
+torch.set_num_threads(2)
 gen = load_generator("checkpoints/tiny/teacher")
-cfg = gen.mel; e = gen.meta["edm"]
-g = torch.Generator().manual_seed(1235)
-n = 32
-noise = torch.randn((n, 1, cfg.n_mels, cfg.frames), generator=g)
+cfg, e, n = gen.mel, gen.meta["edm"], 32
+noise = torch.randn((n, 1, cfg.n_mels, cfg.frames), generator=torch.Generator().manual_seed(1235))
 tags = torch.zeros((n, len(gen.vocab.sizes)), dtype=torch.long)
-ctx = MelContext(gen.mel, gen.normalizer)
 grid = karras_sigmas(20, e["sigma_min"], e["sigma_max"])
-print("grid", [round(float(s), 3) for s in grid])
 with torch.no_grad():
-    ref = gen.sample(noise, tags, w=2.0, steps=20)
-    fb = FeatureBias(ctx, ref)
+    bias = FeatureBias(MelContext(gen.mel, gen.normalizer), gen.sample(noise, tags, w=2.0, steps=20))
     for path in sys.argv[1:]:
-        st, meta = load_bundle(path)
+        student, _ = load_bundle(path)
         smin = grid[-1]
-        x1 = st(noise * grid[0], grid[0], smin, tags, 2.0)
-        def rep(name, out):
-            r = fb(out)
-            print(f"{path} {name}: level {float(r['level_db']):+.2f}  detail {float(r['detail_ratio']):.2f}  mse {float(r['mse']):.4f} chroma {float(r['chroma_agree']):.3f} ssm {float(r['ssm_mse']):.4f}", flush=True)
-        rep("1-step", x1)
+        x1 = student(noise * grid[0], grid[0], smin, tags, 2.0)
         for i in (10, 12, 14, 16, 17, 18):
-            sr = grid[i]
             eps = torch.randn(x1.shape, generator=torch.Generator().manual_seed(7))
-            xr = x1 + (sr**2 - smin**2).sqrt() * eps
-            rep(f"1-step + renoise {float(sr):.3f} + jump", st(xr, sr, smin, tags, 2.0))
-            xd = st(noise * grid[0], grid[0], sr, tags, 2.0)
-            rep(f"det 2-jump via {float(sr):.3f}", st(xd, sr, smin, tags, 2.0))
+            r = bias(student(x1 + (grid[i] ** 2 - smin**2).sqrt() * eps, grid[i], smin, tags, 2.0))
+            print(f"{path} renoise {float(grid[i]):.3f}: " + "  ".join(f"{k} {float(v):.4f}" for k, v in r.items()))

@@ -47,7 +47,7 @@ def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None) ->
     many steps per Adam step on average (``m_mean``; the adaptive schedule counts 1.75)."""
     groups: dict = {}
     for r in rows:
-        if r["table"] == "sweep" and (max_m is None or m_mean(_spec(r["M"])) <= max_m):
+        if r["table"] == "sweep" and (max_m is None or m_mean(r["M"]) <= max_m):
             groups.setdefault(r["control"], {}).setdefault(r["method"], []).append(r)
     out: dict = {}
     for control, by_method in groups.items():

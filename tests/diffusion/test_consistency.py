@@ -107,3 +107,19 @@ def test_samplers_pass_gradients_to_the_noise():
     out = ctm_gamma_sample(lambda x_, t, s: G(x_, t, s, tags, 2.0), z, decode_sigmas(2, karras_sigmas(20)), 0.0)
     out.square().mean().backward()
     assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_decode_pairs_are_the_jumps_of_the_decodes_once_each():
+    from ditto2.diffusion.consistency import decode_indices, decode_pairs
+
+    pairs = decode_pairs([1, 2, 4], 20).tolist()
+    assert pairs == [[0, 19], [0, 10], [10, 19], [0, 5], [5, 10], [10, 14], [14, 19]]
+    grid = karras_sigmas(20)
+    for steps in (1, 2, 4, 7):  # every consecutive pair of a decode's sigmas is one of its pairs
+        s = decode_sigmas(steps, grid)
+        idx = decode_indices(steps, 20)
+        assert torch.equal(grid[idx], s)
+        assert {tuple(p) for p in decode_pairs([steps], 20).tolist()} == set(zip(idx[:-1].tolist(), idx[1:].tolist()))
+    assert decode_pairs([2, 2, 1], 20).tolist() == [[0, 10], [10, 19], [0, 19]]
+    with pytest.raises(ValueError, match="steps"):
+        decode_pairs([1, 20], 20)

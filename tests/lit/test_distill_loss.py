@@ -323,3 +323,27 @@ def test_detail_term_adds_the_scaled_detail_distance(info, teacher_tiny):
     assert float(detail.min()) > 0
     with pytest.raises(ValueError, match="detail_weight"):
         CTMDistillModule(teacher=str(teacher_tiny), data_info=info, detail_weight=1.0)
+
+
+def test_trajectory_decode_share_draws_the_decodes_jumps(info, teacher_tiny):
+    """trajectory_decode_share: the first round(share·b) pairs are jumps of the 1/2/4-step decodes (uniform over the
+    7 distinct ones), the rest the uniform (n, m) draw of share 0 with the same random numbers."""
+    kw = dict(teacher=str(teacher_tiny), data_info=info, trajectory_weight=1.0)
+    plain = CTMDistillModule(**kw)
+    mixed = CTMDistillModule(**kw, trajectory_decode_share=0.25)
+    n0, m0 = plain.trajectory_pairs(8, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)  # by hand: n uniform on 0..N−2, m on n+1..N−1, then the pick
+    n = torch.randint(0, 19, (8,), generator=g)
+    u = torch.rand(8, generator=g)
+    assert torch.equal(n0, n) and torch.equal(m0, n + 1 + (u * (19 - n).float()).floor().long().clamp(max=18 - n))
+    n1, m1 = mixed.trajectory_pairs(8, torch.Generator().manual_seed(3))
+    assert torch.equal(n1[2:], n0[2:]) and torch.equal(m1[2:], m0[2:])
+    jumps = {(0, 19), (0, 10), (10, 19), (0, 5), (5, 10), (10, 14), (14, 19)}
+    assert {(a, b) for a, b in zip(n1[:2].tolist(), m1[:2].tolist())} <= jumps
+    only = CTMDistillModule(**kw, trajectory_decode_share=1.0, trajectory_decode_steps=[1, 2])
+    n2, m2 = only.trajectory_pairs(300, torch.Generator().manual_seed(0))
+    seen = {(a, b) for a, b in zip(n2.tolist(), m2.tolist())}
+    assert seen == {(0, 19), (0, 10), (10, 19)}
+    for bad in (dict(trajectory_decode_share=1.5), dict(trajectory_decode_share=0.5, trajectory_weight=0.0)):
+        with pytest.raises(ValueError, match="trajectory_decode_share"):
+            CTMDistillModule(**{**kw, **bad})

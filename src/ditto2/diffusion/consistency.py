@@ -7,7 +7,7 @@ mode or global seeds, so ITO can backpropagate through them.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -87,10 +87,24 @@ def teacher_step(teacher: EDMPrecond, x, t, t_next, tags, w, solver: str = "eule
 def decode_sigmas(steps: int, grid: torch.Tensor) -> torch.Tensor:
     """``steps`` jumps over the training grid: steps+1 grid points evenly spaced by index, from σ_max
     to σ_min, so a student is only ever asked for the (t, s) pairs it was distilled on."""
-    if steps < 1 or steps > len(grid) - 1:
-        raise ValueError(f"steps must be in [1, {len(grid) - 1}] for a {len(grid)}-point grid, got {steps}")
-    idx = torch.linspace(0, len(grid) - 1, steps + 1).round().long()
-    return grid[idx]
+    return grid[decode_indices(steps, len(grid))]
+
+
+def decode_indices(steps: int, n_points: int) -> torch.Tensor:
+    """Grid indices of a ``steps``-step decode on an ``n_points`` grid (``decode_sigmas``)."""
+    if steps < 1 or steps > n_points - 1:
+        raise ValueError(f"steps must be in [1, {n_points - 1}] for a {n_points}-point grid, got {steps}")
+    return torch.linspace(0, n_points - 1, steps + 1).round().long()
+
+
+def decode_pairs(steps: Sequence[int], n_points: int) -> torch.Tensor:
+    """The (n, m) grid-index pairs that the ``steps``-step decodes (``decode_sigmas``) jump between on an
+    ``n_points`` grid, each pair once, in order of first use: a (P, 2) long tensor."""
+    pairs: list[tuple[int, int]] = []
+    for k in steps:
+        idx = decode_indices(k, n_points).tolist()
+        pairs += [p for p in zip(idx[:-1], idx[1:]) if p not in pairs]
+    return torch.tensor(pairs, dtype=torch.long)
 
 
 StudentCM = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, σ) -> x at σ_min

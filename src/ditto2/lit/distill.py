@@ -21,7 +21,9 @@ reach rather than a target bootstrapped through a chain of shorter jumps. ``deta
 pair the distance of the local detail amplitudes (``local_detail``: RMS of the 3×3 high-pass over 5×5 windows), scaled
 by σ_data² / (σ_m² + σ_data²): an L2 student regresses to the mean, so its long jumps come out smooth (the 1-step
 output has a third of the teacher's detail energy) and its landings rough, and the controls' level follows the detail
-energy (results/distill-diagnosis.md) while the L2 term barely sees it. Every validation
+energy (results/distill-diagnosis.md) while the L2 term barely sees it. ``trajectory_decode_share`` spends that share
+of the trajectory pairs on the jumps the 1-, 2- and 4-step decodes take (σ_max → σ_min among them), which a uniform
+draw of (n, m) visits once in (N−1)² pairs. Every validation
 also logs the students' step-count bias on the controls' own features (``bias/*``): k-step outputs vs
 the teacher's full-grid output of the same noises (mean level in dB, chroma argmax agreement, SSM MSE).
 """
@@ -37,7 +39,7 @@ from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.controls import MelContext
 from ditto2.controls.bias import FeatureBias, local_detail
 from ditto2.data.tags import TagVocab
-from ditto2.diffusion.consistency import CMStudent, CTMStudent, decode_sigmas, teacher_step
+from ditto2.diffusion.consistency import CMStudent, CTMStudent, decode_pairs, decode_sigmas, teacher_step
 from ditto2.diffusion.edm import ConsistencyPrecond, EDMPrecond, drop_tags, karras_sigmas
 from ditto2.diffusion.guidance import guided_denoise
 from ditto2.diffusion.trajectories import TrajectoryBank
@@ -81,6 +83,8 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         trajectory_batch: int = 16,
         trajectory_refresh: int = 4,
         detail_weight: float = 0.0,
+        trajectory_decode_share: float = 0.0,
+        trajectory_decode_steps: Sequence[int] = (1, 2, 4),
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -96,6 +100,9 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
             raise ValueError("trajectory_bank, trajectory_batch and trajectory_refresh must be >= 1")
         if detail_weight < 0 or (detail_weight > 0 and trajectory_weight <= 0):
             raise ValueError(f"detail_weight must be >= 0 (and > 0 only with trajectory_weight > 0), got {detail_weight}")
+        if not 0 <= trajectory_decode_share <= 1 or (trajectory_decode_share > 0 and trajectory_weight <= 0):
+            raise ValueError("trajectory_decode_share must be in [0, 1] (and > 0 only with trajectory_weight > 0), "
+                             f"got {trajectory_decode_share}")
         if teacher_steps < 1 or (teacher_steps > 1 and self.kind != "ctm"):
             raise ValueError(f"teacher_steps must be 1 (or > 1 for CTM's soft consistency), got {teacher_steps}")
         teacher_model, meta = load_bundle(teacher)
@@ -122,6 +129,7 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         self.target = copy.deepcopy(self.student).requires_grad_(False)
         self.register_buffer("grid", karras_sigmas(grid_steps, e["sigma_min"], e["sigma_max"]), persistent=False)
         self.bank = None  # the teacher's trajectories (trajectory_weight > 0), solved on the first training steps
+        self.register_buffer("decode_jumps", decode_pairs(trajectory_decode_steps, len(self.grid)), persistent=False)
 
     def _load_student(self, path: str) -> None:
         """Start from an exported student of the same kind, teacher data and architecture."""
@@ -231,12 +239,26 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         z = torch.randn((b, *batch["mel"].shape[1:]), device=dev, generator=generator)
         self.bank.add(self.teacher, z, tags, w)
 
+    def trajectory_pairs(self, b: int, generator=None):
+        """(n, m) grid indices of ``b`` trajectory pairs: the first round(share·b) from ``decode_jumps``, the rest
+        n uniform on the first N−1 points and m = ``draw_s_index(n)``."""
+        n = torch.randint(0, len(self.grid) - 1, (b,), device=self.grid.device, generator=generator)
+        m = self.draw_s_index(n, generator)
+        k = round(self.hparams.trajectory_decode_share * b)
+        if k > 0:
+            pick = torch.randint(0, len(self.decode_jumps), (k,), device=n.device, generator=generator)
+            n, m = n.clone(), m.clone()
+            n[:k], m[:k] = self.decode_jumps[pick, 0], self.decode_jumps[pick, 1]
+        return n, m
+
     def trajectory_loss(self, generator=None) -> torch.Tensor:
         """Per sample ‖G_θ(x_{σ_n}, σ_n, σ_m) − x_{σ_m}‖² (``distance``) on ``trajectory_batch`` held trajectories,
-        n uniform on the grid's first N−1 points and m drawn like s (``draw_s_index``)."""
+        n uniform on the grid's first N−1 points and m drawn like s (``draw_s_index``), except for a share
+        ``trajectory_decode_share`` of the rows, whose (n, m) is one of the jumps the ``trajectory_decode_steps``-step
+        decodes take (uniform over those pairs): the maps ITO optimizes through and decodes with, σ_max → σ_min among
+        them, which the uniform draw visits once in (N−1)² pairs."""
         rows = self.bank.rows(self.hparams.trajectory_batch, generator)
-        n = torch.randint(0, len(self.grid) - 1, rows.shape, device=rows.device, generator=generator)
-        m = self.draw_s_index(n, generator)
+        n, m = self.trajectory_pairs(rows.shape[0], generator)
         x_t, x_s, tags, w = self.bank.draw(rows, n, m)
         pred = self.student(x_t, self.grid[n], self.grid[m], tags, w)
         loss = self.distance(pred, x_s)

@@ -30,8 +30,8 @@ def test_every_experiment_yaml_builds(path, synth_tiny, synth_paper, teacher_tin
     # a distillation starts from the test teacher (a committed init_student belongs to the committed teacher)
     extra = ["--model.init_args.teacher", str(teacher), "--model.init_args.init_student", "null"] \
         if path.parent.name == "distill" else []
-    # *-uncond* / *-fsdp* / *-trajectory* files are layered over their recipe (e.g. tiny.yaml + tiny-uncond.yaml)
-    overlay = next((tag for tag in ("-uncond", "-fsdp", "-trajectory") if tag in path.name), None)
+    # *-uncond* / *-fsdp* / *-trajectory* / *-decode* files are layered over their recipe (e.g. tiny.yaml + tiny-uncond.yaml)
+    overlay = next((tag for tag in ("-uncond", "-fsdp", "-trajectory", "-decode") if tag in path.name), None)
     configs = ["--config", str(path.with_name(path.name.replace(overlay, "")))] if overlay else []
     cli = run_lightning_cli([*configs, "--config", str(path), "--data.root", str(shards), "--trainer.accelerator", "cpu",
                              "--trainer.devices", "1", "--trainer.strategy", "auto", "--trainer.precision", "32-true",

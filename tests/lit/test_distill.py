@@ -81,3 +81,25 @@ def test_student_starts_as_the_teacher(synth_tiny, teacher_tiny):
     assert torch.allclose(m.student(x, t, s, tags, 3.0), euler, atol=1e-5)
     cm = CMDistillModule(teacher=str(teacher_tiny), data_info=info)
     assert torch.equal(cm.student(x, torch.tensor(0.002), tags, 2.0), x)
+
+
+def test_samples_and_bias_are_of_the_exported_ema_weights(synth_tiny, teacher_tiny, tmp_path, monkeypatch):
+    """bias/* and the sample grids are computed while the EMA callback's averaged weights are in the module (the
+    weights `ditto2 export` writes), not the raw ones it swaps back in before on_validation_epoch_end."""
+    seen = []
+    bias = CTMDistillModule.step_count_bias
+
+    def spy(self):
+        seen.append({k: v.detach().clone() for k, v in self.student.state_dict().items()})
+        return bias(self)
+
+    monkeypatch.setattr(CTMDistillModule, "step_count_bias", spy)
+    main(args("ctm", synth_tiny, teacher_tiny, tmp_path, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
+              "--checkpoint.every_n_train_steps=2", "--model.init_args.lr", "1e-3", "--model.init_args.warmup_steps", "1"))
+    run = tmp_path / "logs" / "distill-ctm-tiny" / "main"
+    raw = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["current_model_state"]  # EMA in state_dict
+    main(["export", str(run / "checkpoints" / "last.ckpt"), str(tmp_path / "ctm")])
+    exported = load_bundle(tmp_path / "ctm")[0].state_dict()
+    assert len(seen) == 1 and seen[0].keys() == exported.keys()
+    assert any(not torch.equal(raw[f"student.{k}"], exported[k]) for k in exported)  # EMA ≠ raw after 2 steps
+    assert all(torch.equal(seen[0][k], exported[k]) for k in exported)

@@ -293,7 +293,9 @@ class DistillModule(SampleLogMixin, pl.LightningModule):
         gen = torch.Generator(device=batch["mel"].device).manual_seed(batch_idx)
         self.log("val/loss", self.distill_loss(batch, gen).mean(), prog_bar=True, batch_size=batch["mel"].shape[0])
 
-    def on_validation_epoch_end(self) -> None:
+    def on_validation_epoch_start(self) -> None:
+        # at the start, not the end: an EMA callback (WeightAveraging) has swapped the averaged weights in before this
+        # hook and swaps them out before on_validation_epoch_end, so samples and bias/* are of the weights exported
         if not self.trainer.sanity_checking:
             self.log_samples()
             if self.hparams.n_bias_samples > 0:

@@ -103,7 +103,8 @@ class PretrainModule(SampleLogMixin, pl.LightningModule):
             total = total + err.mean()
         self.log("val/loss", total / len(VAL_SIGMAS), prog_bar=True, batch_size=x0.shape[0])
 
-    def on_validation_epoch_end(self) -> None:
+    def on_validation_epoch_start(self) -> None:
+        # at the start: the EMA callback's averaged weights are in place here (swapped out again before epoch end)
         if not self.trainer.sanity_checking:
             self.log_samples()
 

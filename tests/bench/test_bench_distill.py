@@ -22,6 +22,13 @@ def test_fidelity_table_and_attribution(teacher_tiny, student_bundles, tmp_path)
     euler2 = next(r for r in rows if r["model"].startswith("teacher") and r["steps"] == 2)
     assert abs(ctm1["mse"] - euler2["mse"]) < 1e-4 and abs(ctm1["level_db"] - euler2["level_db"]) < 1e-2
 
+    # several CTM bundles on the same noises: one set of rows each, named by bundle, with the level's standard error
+    ctm = str(student_bundles["ctm"])
+    assert main(["--teacher", str(teacher_tiny), "--cm", "absent", "--ctm", ctm, ctm, "--n", "4", "--chunk", "2",
+                 "--steps", "1", "--gammas", "0.0", "--null-tags", "--out", str(out)]) == 0
+    both = [r for r in json.loads((out / "results.json").read_text())["rows"] if r["model"] == f"CTM {ctm}"]
+    assert len(both) == 2 and both[0] == both[1] and both[0]["level_se_db"] >= 0
+
     assert main(["--teacher", str(teacher_tiny), "--ctm", str(student_bundles["ctm"]), "--n", "2", "--attribute",
                  "--out", str(out)]) == 0
     att = {r["path"]: r for r in json.loads((out / "attribution.json").read_text())["rows"]}

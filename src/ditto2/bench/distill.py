@@ -5,7 +5,9 @@ mel-space MSE between the teacher's T=20 guided Euler sample and: the CM student
 multistep), the CTM student (1/2/4 steps, several γ), and, as the reference point distillation must
 beat, the teacher itself with 1/2/4 Euler steps (what a student is at initialization). Beside the MSE,
 the step-count bias on the controls' own features (``controls.bias.FeatureBias``): mean level
-difference in dB, chroma argmax agreement, SSM MSE. Results: results/bench-distill/results.{json,md}.
+difference in dB (± its standard error over the ``--chunk``-noise chunks), chroma argmax agreement, SSM
+MSE. ``--ctm A B ...`` scores several CTM bundles (e.g. a run's exports by step) on the same noises.
+Results: results/bench-distill/results.{json,md}.
 
 ``--attribute``: where a CTM's step-count bias comes from. Each row replaces part of the teacher's
 20-step path by student jumps over the same grid interval (S(i-j): one student jump from grid
@@ -33,7 +35,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--teacher", default="checkpoints/tiny/teacher")
     p.add_argument("--cm", default="checkpoints/tiny/cm")
-    p.add_argument("--ctm", default="checkpoints/tiny/ctm")
+    p.add_argument("--ctm", nargs="+", default=["checkpoints/tiny/ctm"],
+                   help="one or more CTM bundles (several: rows named CTM <bundle>; --attribute takes the first)")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--w", type=float, default=2.0)
     p.add_argument("--steps", type=int, nargs="*", default=[1, 2, 4])
@@ -59,21 +62,29 @@ def main(argv=None) -> int:
         return torch.cat([fn(noise[i : i + args.chunk], tags[i : i + args.chunk]) for i in range(0, args.n, args.chunk)])
 
     if args.attribute:
-        return attribute(gen, args.ctm, noise, tags, args.w, ctx, Path(args.out))
+        return attribute(gen, args.ctm[0], noise, tags, args.w, ctx, Path(args.out))
     rows, t0 = [], time.time()
     with torch.no_grad():
         ref = batched(lambda z, c: gen.sample(z, c, w=args.w, steps=20))
         bias = FeatureBias(ctx, ref)
+        chunks = [FeatureBias(ctx, ref[i : i + args.chunk]) for i in range(0, args.n, args.chunk)]
+
+        def features(out):  # the features' bias, and the level's standard error over the chunks
+            level = torch.tensor([float(b(out[i * args.chunk : (i + 1) * args.chunk])["level_db"])
+                                  for i, b in enumerate(chunks)])
+            se = float(level.std() / len(level) ** 0.5) if len(level) > 1 else float("nan")
+            return {**_bias(bias, out), "level_se_db": round(se, 4)}
         for k in args.steps:
             out = batched(lambda z, c: gen.sample(z, c, w=args.w, steps=k + 1))  # k+1 sigmas incl. σ_min → k+1 evals
             rows.append({"model": "teacher (Euler, no distillation)", "steps": k + 1, "gamma": None, "mse": _mse(out, ref),
-                         **_bias(bias, out)})
+                         **features(out)})
         for k in (3, 5):  # what blur alone does to the features: the level follows the detail energy
             out = box_blur(ref, k)
             rows.append({"model": f"teacher's output, {k}×{k} box blur", "steps": 20, "gamma": None, "mse": _mse(out, ref),
-                         **_bias(bias, out)})
-        for kind in ("cm", "ctm"):
-            path = getattr(args, kind)
+                         **features(out)})
+        students = [("CM", args.cm)] + [("CTM" if len(args.ctm) == 1 else f"CTM {p}", p) for p in args.ctm]
+        for name, path in students:
+            kind = name.split()[0].lower()
             if not Path(path + ".safetensors").exists():
                 print(f"skipping {kind}: no bundle at {path}")
                 continue
@@ -84,7 +95,7 @@ def main(argv=None) -> int:
                 for gamma in (args.gammas if kind == "ctm" else [None]):
                     gen_noise = torch.Generator().manual_seed(args.seed + 1)
                     out = batched(lambda z, c: student.sample(z, sig, c, args.w, gamma=gamma, generator=gen_noise))
-                    rows.append({"model": kind.upper(), "steps": k, "gamma": gamma, "mse": _mse(out, ref), **_bias(bias, out)})
+                    rows.append({"model": name, "steps": k, "gamma": gamma, "mse": _mse(out, ref), **features(out)})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"n": args.n, "w": args.w, "teacher": args.teacher, "cm": args.cm, "ctm": args.ctm,
@@ -97,11 +108,11 @@ def main(argv=None) -> int:
              "", f"Variance of the reference mels: {meta['data_var']:.4f}. Level bias: mean smoothed level minus the "
              "teacher's (dB; |·| = per item); chroma: argmax agreement; SSM: MFCC self-similarity MSE; detail: local detail "
              "energy over the teacher's (``controls.bias.local_detail``; < 1 smoother, > 1 rougher).", "",
-             "| model | steps | γ | MSE | level bias dB | |level| dB | chroma agree | SSM MSE | detail |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | steps | γ | MSE | level bias dB | ± SE | |level| dB | chroma agree | SSM MSE | detail |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['steps']} | {'' if r['gamma'] is None else r['gamma']} | {r['mse']:.4f} | "
-              f"{r['level_db']:+.2f} | {r['level_abs_db']:.2f} | {r['chroma_agree']:.3f} | {r['ssm_mse']:.4f} | "
-              f"{r['detail_ratio']:.2f} |" for r in rows]
+              f"{r['level_db']:+.2f} | {r['level_se_db']:.2f} | {r['level_abs_db']:.2f} | {r['chroma_agree']:.3f} | "
+              f"{r['ssm_mse']:.4f} | {r['detail_ratio']:.2f} |" for r in rows]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print((out / "results.md").read_text())
     return 0

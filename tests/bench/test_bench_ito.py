@@ -137,3 +137,42 @@ def test_paper_speed_script_on_the_tiny_preset(tmp_path):
     assert [(r["method"], r["T"]) for r in rows] == [("ditto", 20), ("ditto2-ctm", 2)]
     assert all(r["step_s"] > 0 and r["projected_s_K70"] > r["decode_s"] for r in rows)
     assert "tiny preset" in (tmp_path / "results.md").read_text()
+
+
+def test_fad_reference_and_floor_come_from_the_items_split(monkeypatch, tmp_path):
+    """Validation items (choosing a default) are scored against validation clips, never the test clips that
+    later grade the default; test items keep the test reference. The targets drawn are left out either way."""
+    from types import SimpleNamespace
+
+    import ditto2.data.heldout as heldout
+    import ditto2.metrics.reference as reference
+    from ditto2.bench.ito import Bench, BenchConfig
+
+    calls = []
+    clips = [{"clip_id": f"c{i}"} for i in range(40)]
+
+    def targets(shards, split, seeds, sizes):
+        calls.append(("targets", split))
+        return {"c0", "c1"}
+
+    def order(shards, split="test", seed=0, exclude=()):
+        calls.append(("order", split))
+        return [c for c in clips if c["clip_id"] not in exclude]
+
+    def ref_set(shards, claps, n=None, split="test", skip=0, exclude=(), **kw):
+        calls.append(("reference", split, n, skip))
+        g = torch.Generator().manual_seed(skip)
+        return SimpleNamespace(embeddings={"clap": torch.randn(n, 3, generator=g)}, rows=list(range(n)), waves=None)
+
+    monkeypatch.setattr(reference, "target_clip_ids", targets)
+    monkeypatch.setattr(heldout, "clip_order", order)
+    monkeypatch.setattr(reference, "reference_set", ref_set)
+    for split in ("val", "test"):
+        calls.clear()
+        cfg = BenchConfig(n=10, batch=5, overrides=[f"split={split}", f"shards={tmp_path}", f"clap={tmp_path}"])
+        bench = Bench(cfg, tmp_path / split)
+        # 38 clips left after the 2 targets: 28 for the reference, 10 for the floor, all of the items' split
+        assert calls == [("targets", split), ("order", split), ("reference", split, 28, 0),
+                         ("reference", split, 10, 28)]
+        assert bench.meta["fad_reference_split"] == split and bench.meta["fad_reference_clips"] == 28
+        assert bench.meta["fad_floor"] is not None

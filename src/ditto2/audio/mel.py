@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -124,6 +125,12 @@ class MelNormalizer:
     @classmethod
     def from_dict(cls, d: dict) -> "MelNormalizer":
         return cls(float(d["mean"]), float(d["std"]), float(d.get("target_std", 0.5)))
+
+    def matches(self, other: "MelNormalizer", rtol: float = 1e-6) -> bool:
+        """The same statistics up to float summation order: the same audio measured on another machine gives a
+        mean and std that differ in the 8th digit, which changes no normalized value that matters."""
+        return all(math.isclose(a, b, rel_tol=rtol, abs_tol=rtol) for a, b in
+                   ((self.mean, other.mean), (self.std, other.std), (self.target_std, other.target_std)))
 
 
 class NormalizedLogMel(nn.Module):

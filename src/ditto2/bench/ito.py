@@ -248,20 +248,21 @@ class Bench:
             pass
 
     def fad_sets(self) -> None:
-        """The FAD reference: held-out test clips that no cell's ITO run draws as a target or reference (all
-        cells use the seeds seed, seed + 1, ... with the same batches), and beside it the floor: the FAD of
-        ``n`` further real clips (the same vocoder road) against that reference."""
+        """The FAD reference: held-out clips of the items' own split (test, or val when validation items choose a
+        default) that no cell's ITO run draws as a target or reference (all cells use the seeds seed, seed + 1, ...
+        with the same batches), and beside it the floor: the FAD of ``n`` further real clips (the same vocoder road)
+        against that reference."""
         import torch
 
         from ditto2.data.heldout import clip_order
         from ditto2.metrics.fad import fad_against
         from ditto2.metrics.reference import reference_set, target_clip_ids
 
-        cfg, shards = self.cfg, self.ito.shards
+        cfg, shards, split = self.cfg, self.ito.shards, self.ito.split
         runs = math.ceil(cfg.n / cfg.batch)
-        exclude = target_clip_ids(shards, self.ito.split, [cfg.seed + j for j in range(runs)],
+        exclude = target_clip_ids(shards, split, [cfg.seed + j for j in range(runs)],
                                   [min(cfg.batch, cfg.n - j * cfg.batch) for j in range(runs)])
-        available = len(clip_order(shards, "test", exclude=exclude))
+        available = len(clip_order(shards, split, exclude=exclude))
         if cfg.fad_reference == "all":  # every clip left, less n for the floor when there are enough
             floor = available >= cfg.n + 2
             n_ref = available - cfg.n if floor else None
@@ -269,15 +270,17 @@ class Bench:
             n_ref = int(cfg.fad_reference)
             floor = available >= n_ref + cfg.n
         device = "cuda" if torch.cuda.is_available() and self.ito.device != "cpu" else "cpu"
-        self.meta.update({"fad_reference_excluded_clips": len(exclude), "fad_floor_n": cfg.n if floor else None})
+        self.meta.update({"fad_reference_excluded_clips": len(exclude), "fad_floor_n": cfg.n if floor else None,
+                          "fad_reference_split": split})
         claps = {key: getattr(self.ito, attr) for key, (attr, _) in CLAPS.items() if getattr(self.ito, attr)}
         if not claps:
             return
-        ref = reference_set(shards, claps, n_ref, device=device, exclude=exclude)
+        ref = reference_set(shards, claps, n_ref, split=split, device=device, exclude=exclude)
         self.reference = ref.embeddings
         self.meta["fad_reference_clips"] = len(ref.rows)
         if floor:  # the floor's clips are vocoded once for every CLAP, and kept for Table 3's real-clips row
-            self.floor_set = reference_set(shards, claps, cfg.n, device=device, exclude=exclude, skip=len(ref.rows),
+            self.floor_set = reference_set(shards, claps, cfg.n, split=split, device=device, exclude=exclude,
+                                           skip=len(ref.rows),
                                            keep_waves=bool(self.ito.clap_judge or self.ito.tagger))
             for key, real in self.floor_set.embeddings.items():
                 value = fad_against(ref.embeddings[key], real)
@@ -564,7 +567,8 @@ def _markdown(rows: list[dict], meta: dict) -> str:
     lines.append("Times are per generation (a cell's total / n; decode_s includes vocoding); peak_rss_mb is "
                  f"{rss}. value = the control's reference metric on the decoded audio, mean over "
                  "items; clap_score = cosine of audio and caption in the in-domain CLAP; fad = FAD of the cell's "
-                 + (f"generations vs {ref} held-out test clips that no ITO run of the table drew as a target or "
+                 + (f"generations vs {ref} held-out {meta.get('fad_reference_split', 'test')} clips that no ITO run "
+                    "of the table drew as a target or "
                     f"reference ({meta.get('fad_reference_excluded_clips', 0)} clips left out), both through "
                     "Griffin-Lim, blank when n <= the embedding dimension; fad_floor = FAD of "
                     f"{meta.get('fad_floor_n')} further real held-out clips against the same reference, the value "

@@ -24,10 +24,11 @@ def checkpoint_to_bundle(ckpt_path: str | Path, out: str | Path, shards: str | N
     module: pl.LightningModule = cls.load_from_checkpoint(str(ckpt_path), map_location="cpu")
     meta = {**module.bundle_meta(), "source_checkpoint": str(ckpt_path), "global_step": ckpt.get("global_step")}
     if shards and "held_out" not in meta["data"]:
+        from ditto2.audio.mel import MelNormalizer
         from ditto2.data.datamodule import MelShardDataModule
 
         dm = MelShardDataModule(shards)
-        if dm.data_info()["stats"] != meta["data"]["stats"]:
+        if not dm.normalizer.matches(MelNormalizer.from_dict(meta["data"]["stats"])):
             raise ValueError(f"{shards} is not the shard set this model was trained on (other statistics)")
         meta["data"] = {**meta["data"], "held_out": dm.data_info()["held_out"]}
     return save_bundle(out, module.exported_model(), meta)

@@ -26,3 +26,25 @@ def test_a_batch_over_two_processes_equals_the_one_process_cell(synth_tiny, teac
         a, b = (json.loads((tmp_path / d / f"run{j:02d}" / "items.json").read_text()) for d in ("one", "two"))
         assert [x["target"] for x in a] == [x["target"] for x in b]
         assert [x["intensity_mse_db2"] for x in a] == pytest.approx([x["intensity_mse_db2"] for x in b], rel=1e-4)
+
+
+def test_a_stopped_cell_resumes_at_its_first_unfinished_run(synth_tiny, teacher_tiny, student_bundles, tmp_path,
+                                                            monkeypatch):
+    """Runs that finished with the same config are kept (a DITTO cell on 2 cores spans sessions); a run stopped
+    midway (no summary.json) or one made with another config is redone."""
+    import ditto2.runs.ito as ito
+
+    common = dict(teacher=str(teacher_tiny), cm=str(student_bundles["cm"]), ctm=str(student_bundles["ctm"]),
+                  shards=str(synth_tiny), steps=2, tensorboard=False, report_items=0, device="cpu", engine="loop",
+                  controls=[ControlSpec(name="intensity")])
+    out = str(tmp_path / "cell")
+    first = run_cell(make_config(**common), n=6, batch=2, seed=3, out=out)
+    calls, real = [], ito.run_ito
+    monkeypatch.setattr(ito, "run_ito", lambda cfg: calls.append(cfg.out) or real(cfg))
+    (tmp_path / "cell" / "run01" / "summary.json").unlink()  # run 1 was stopped before it finished
+    again = run_cell(make_config(**common), n=6, batch=2, seed=3, out=out)
+    assert calls == [f"{out}/run01"]
+    assert again["metrics_mean"] == pytest.approx(first["metrics_mean"], rel=1e-4)
+    calls.clear()
+    run_cell(make_config(**{**common, "lr": 0.01}), n=6, batch=2, seed=3, out=out)  # another config: all redone
+    assert calls == [f"{out}/run00", f"{out}/run01", f"{out}/run02"]

@@ -146,10 +146,13 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
     t0 = time.perf_counter()
     configs = [make_config(ito, batch=min(batch, n - j * batch), seed=seed + j, out=f"{out}/run{j:02d}")
                for j in range(math.ceil(n / batch))]
-    if devices > 1 and len(configs) > 1:
-        summaries = spread_runs(configs, devices, threads)
+    done = {j: finished_run(cfg) for j, cfg in enumerate(configs)}  # a stopped cell resumes at its first unfinished run
+    todo = [cfg for j, cfg in enumerate(configs) if done[j] is None]
+    if devices > 1 and len(todo) > 1:
+        fresh = iter(spread_runs(todo, devices, threads))
     else:
-        summaries = [run_ito(cfg) for cfg in configs]
+        fresh = (run_ito(cfg) for cfg in todo)
+    summaries = [done[j] if done[j] is not None else next(fresh) for j in range(len(configs))]
     items, emb = [], []
     for cfg, s in zip(configs, summaries):
         items += s["items"]
@@ -176,6 +179,22 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
         if emb and key in emb[0]:
             torch.save(torch.cat([e[key] for e in emb]), f"{out}/{name}")
     return cell
+
+
+def finished_run(cfg) -> Optional[dict]:
+    """The summary of a run that already finished in ``cfg.out`` with this exact config (its saved config.yaml,
+    and its embeddings where it grades with a CLAP), else None: a benchmark stopped mid-cell (or a cell spread
+    over sessions) keeps the runs it has and redoes none of them."""
+    from omegaconf import OmegaConf
+
+    out = Path(cfg.out)
+    if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
+        return None
+    if (out / "config.yaml").read_text() != OmegaConf.to_yaml(OmegaConf.structured(cfg)):
+        return None
+    if (cfg.clap or cfg.laion_clap or cfg.clap_judge) and not (out / "embeddings.safetensors").is_file():
+        return None
+    return json.loads((out / "summary.json").read_text())
 
 
 def _by_metric(items: list[dict]) -> dict:
@@ -570,9 +589,10 @@ def _markdown(rows: list[dict], meta: dict) -> str:
                  + (f"generations vs {ref} held-out {meta.get('fad_reference_split', 'test')} clips that no ITO run "
                     "of the table drew as a target or "
                     f"reference ({meta.get('fad_reference_excluded_clips', 0)} clips left out), both through "
-                    "Griffin-Lim, blank when n <= the embedding dimension; fad_floor = FAD of "
-                    f"{meta.get('fad_floor_n')} further real held-out clips against the same reference, the value "
-                    "a generator indistinguishable from real clips would get." if ref
+                    "Griffin-Lim, blank when n <= the embedding dimension"
+                    + (f"; fad_floor = FAD of {meta['fad_floor_n']} further real held-out clips against the same "
+                       "reference, the value a generator indistinguishable from real clips would get."
+                       if meta.get("fad_floor_n") else " (no floor: too few clips left for a second set).") if ref
                     else "generations (no reference set configured).")
                  + (" clap_judge_score / fad_judge (+ fad_judge_floor): the same in the judging CLAP (another audio "
                     "tower and seed; no control optimizes it)." if any("clap_judge_score" in r for r in rows) else "")

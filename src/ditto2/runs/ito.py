@@ -406,6 +406,7 @@ def run_ito(cfg: ITOConfig) -> dict:
     captions = item_captions(cfg, clips, target_sets)
     shape = (cfg.batch, 1, gen.mel.n_mels, gen.mel.frames)
     out = Path(cfg.out)
+    (out / "summary.json").unlink(missing_ok=True)  # written last: its presence says this config's run finished
     save_config(cfg, out / "config.yaml")
     save_targets(cfg, target_sets, out / "targets.safetensors")
     device = run_device(cfg)

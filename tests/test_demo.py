@@ -13,7 +13,7 @@ def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
     models = tmp_path / "models"
     models.mkdir()
     for src, name in ((teacher_tiny, "teacher"), (student_bundles["cm"], "cm"), (student_bundles["ctm"], "ctm"),
-                      (clap_bundle, "clap"), (clap_judge_bundle, "clap-judge"), (tagger_bundle, "tagger")):
+                      (student_bundles["ctm"], "ctm-decode"), (clap_bundle, "clap"), (clap_judge_bundle, "clap-judge"), (tagger_bundle, "tagger")):
         for ext in (".safetensors", ".json"):
             shutil.copy(str(src) + ext, models / (name + ext))
     out = tmp_path / "demo"
@@ -22,7 +22,9 @@ def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
     chosen = {"intensity": (1, 1, 0.0), "melody": (2, 2, 0.0), "structure": (1, 2, 0.2), "outpainting": (1, 1, 0.0),
               "inpainting": ("adaptive", 4, 0.2), "text": (1, 2, 0.0)}
     for i, (c, (m, t, g)) in enumerate(chosen.items()):
-        (defaults / f"{c}.yaml").write_text(f"m: {m}\ndecode_steps: {t}\ngamma: {g}\nlr: {0.01 * (i + 1)}\n")
+        (defaults / f"{c}.yaml").write_text(f"m: {m}\ndecode_steps: {t}\ngamma: {g}\nlr: {0.01 * (i + 1)}\n"
+                                            # a control's own student: by its name, from the models folder
+                                            + ("ctm: checkpoints/elsewhere/ctm-decode\n" if c == "melody" else ""))
     rc = main(["--models", str(models), "--shards", str(synth_tiny), "--out", str(out), "--steps", "2", "--items", "2",
                "--defaults", str(defaults), "--table", "", "--override", "base_steps=3", "tensorboard=false"])
     assert rc == 0
@@ -38,6 +40,7 @@ def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
         assert (out / r["control"] / "ditto.wav").exists() and (out / r["control"] / "ditto2.png").exists()
         m, t, g = chosen[r["control"]]
         assert r["settings"].startswith(f"M={m}, T={t}") and r["ditto2_n"] == 2
+        assert r["settings"].endswith("student ctm-decode" if r["control"] == "melody" else "student ctm"), r["settings"]
         a, b = r["ditto2_metric"], r["ditto_metric"]  # the winner follows from the two numbers and the direction
         expect = "tie" if abs(a - b) <= 0.02 * max(abs(b), 1e-9) else ("DITTO-2" if (a > b) == r["higher_is_better"] else "DITTO")
         assert r["winner"] == expect, r

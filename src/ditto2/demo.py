@@ -72,9 +72,15 @@ def run_control(control: str, i: int, args, models: Path) -> dict:
     out, path = {}, str(Path(args.defaults) / f"{control}.yaml")
     for label, method in METHODS:
         chosen = control_defaults(path, method) if method != "ditto" else baseline_step(path)
+        for key in ("ctm", "cm"):  # the control's chosen student, by its name in the models folder
+            if key in chosen:
+                chosen[key] = str(models / Path(chosen[key]).name)
         cfg = make_config(base, method=method, batch=args.items if label == "ditto2" else 1,
                           out=f"{args.out}/{control}/{label}", **chosen)
-        out[label] = run_ito(with_overrides(cfg, args.override))
+        cfg = with_overrides(cfg, args.override)
+        out[label] = run_ito(cfg)
+        if method != "ditto":
+            out[label]["student"] = Path(cfg.ctm if method == "ditto2-ctm" else cfg.cm).name
     return out
 
 
@@ -158,7 +164,8 @@ def _row(control: str, res: dict, table: dict) -> dict:
     tie = abs(first2 - first) <= 0.02 * max(abs(first), 1e-9)
     winner = "tie" if tie else ("DITTO-2" if (first2 > first) == higher else "DITTO")
     t = table.get(control, (None, None, None))
-    settings = f"M={d2['M']}, T={d2['T']}" + (f", γ={d2['gamma']}" if d2["T"] > 1 else "")
+    settings = (f"M={d2['M']}, T={d2['T']}" + (f", γ={d2['gamma']}" if d2["T"] > 1 else "")
+                + (f", student {d2['student']}" if d2.get("student") else ""))
     return {"control": control, "target": d2["targets"][0] if d2.get("targets") else "", "metric": key,
             "higher_is_better": higher, "ditto_s": d["seconds_per_item"], "ditto2_s": d2["seconds_per_item"],
             "speedup": round(d["seconds_per_item"] / d2["seconds_per_item"], 1),

@@ -1,4 +1,6 @@
 """The benchmark's cells come from its YAML alone: table order, per-control defaults, --only / --no-*."""
+import pytest
+
 from ditto2.bench.ito import load_bench_config, plan
 from ditto2.runs.ito import control_defaults, make_config
 
@@ -64,3 +66,21 @@ def test_ditto2_bench_passes_its_options_on(monkeypatch):
                     ["--config", "c.yaml", "--only", "intensity", "--no-sweep"]]
     with pytest.raises(SystemExit):
         main(["shards-subset", "a", "b", "--bogus"])
+
+
+def test_a_sweep_compares_students_cell_by_cell():
+    """A sweep entry's students: every (M, T, γ) cell once per bundle, the bundle in the cell's ITO config and
+    its label; rows then name the student (Bench.record) for the defaults picker."""
+    cfg = load_bench_config("experiments/bench/tables-tiny.yaml")
+    cfg.controls, cfg.methods, cfg.text, cfg.domains = {"intensity": 70}, [], None, None
+    cfg.sweep = {"controls": ["intensity"], "method": "ditto2-ctm", "mt": [[1, 1, 0.0], [1, 2, 0.0]],
+                 "students": ["checkpoints/tiny/ctm", "checkpoints/tiny/ctm-decode"]}
+    cells = plan(cfg)
+    assert [c["changes"]["ctm"] for c in cells] == ["checkpoints/tiny/ctm"] * 2 + ["checkpoints/tiny/ctm-decode"] * 2
+    assert [c["label"] for c in cells] == ["ditto2-ctm M=1 T=1 γ=0.0 ctm", "ditto2-ctm M=1 T=2 γ=0.0 ctm",
+                                           "ditto2-ctm M=1 T=1 γ=0.0 ctm-decode", "ditto2-ctm M=1 T=2 γ=0.0 ctm-decode"]
+    for c in cells:
+        assert make_config(controls=[{"name": "intensity"}], **c["changes"]).ctm == c["changes"]["ctm"]
+    cfg.sweep["student"] = cfg.sweep.pop("students")  # a typo fails before any compute
+    with pytest.raises(ValueError, match="unknown keys"):
+        plan(cfg)

@@ -98,3 +98,32 @@ def test_every_ito_and_bench_yaml_resolves():
             assert all(len(cell) in (2, 3) for cell in sw.mt), path.name
             for cell in sw.mt:
                 parse_m(cell[0])  # an int, "adaptive" or a schedule string, else a one-line error
+
+
+def test_pick_by_fad_takes_the_lowest_fad_among_cells_not_measurably_worse():
+    """Control first: a cell whose interval overlaps the best cell's competes on FAD; a clearly worse one never
+    does, however good its FAD; a cell without FAD is out. The winner names its student."""
+    from ditto2.bench.defaults import as_settings
+
+    def row(student, value, ci, fad, metric="intensity_mse_db2", control="intensity"):
+        return {**_row(control, "ditto2-ctm", 1, 1, 0.0, metric, value), "value_ci95": ci, "fad": fad,
+                "student": student}
+
+    rows = [row("ckpt/ctm", 0.11, [0.07, 0.18], 0.486), row("ckpt/ctm-decode", 0.22, [0.10, 0.39], 0.372),
+            row("ckpt/other", 4.9, [4.2, 5.6], 0.30), row("ckpt/nofad", 0.05, [0.01, 0.09], None),
+            row("ckpt/ctm", 97.4, [96.1, 98.5], 0.46, "melody_accuracy_pct", "melody"),
+            row("ckpt/ctm-decode", 93.0, [92.0, 94.0], 0.30, "melody_accuracy_pct", "melody")]
+    w = pick(rows, by_fad=True)
+    assert w["intensity"]["ditto2-ctm"]["student"] == "ckpt/ctm-decode"  # 0.22 overlaps 0.11's interval
+    assert w["melody"]["ditto2-ctm"]["student"] == "ckpt/ctm"  # 93 % is measurably worse than 97.4 %
+    assert pick(rows)["intensity"]["ditto2-ctm"]["student"] == "ckpt/nofad"  # the plain rule: best metric
+    assert as_settings(w["intensity"]["ditto2-ctm"]) == {"m": 1, "decode_steps": 1, "gamma": 0.0,
+                                                         "ctm": "ckpt/ctm-decode"}
+
+
+def test_check_compares_the_student_bundle(tmp_path):
+    (tmp_path / "intensity.yaml").write_text("m: 1\ndecode_steps: 1\ngamma: 0.0\nctm: ckpt/ctm\n")
+    winner = {**_row("intensity", "ditto2-ctm", 1, 1, 0.0, "intensity_mse_db2", 0.2), "student": "ckpt/ctm-decode"}
+    assert check({"intensity": {"ditto2-ctm": winner}}, tmp_path) != []
+    (tmp_path / "intensity.yaml").write_text("m: 1\ndecode_steps: 1\ngamma: 0.0\nctm: ckpt/ctm-decode\n")
+    assert check({"intensity": {"ditto2-ctm": winner}}, tmp_path) == []

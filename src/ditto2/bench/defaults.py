@@ -7,8 +7,11 @@ writes winners.{json,md} beside them. Ties within ``--tolerance`` (relative) go 
 ``--max-m 1`` keeps only cells with one student call per Adam step: the project's speed target (DITTO-2
 at least 30× faster than DITTO) does not survive M = 2 (twice the cost per step); a schedule counts with its
 mean M (``ito.surrogates.m_mean``: "1:0.8,2" is 1.2, the paper's adaptive 1.75).
+``--by-fad`` (a sweep with FAD per cell, n > the CLAP's dimensions, e.g. students compared through a sweep's
+``students:``): among the cells whose control metric is not measurably worse than the best cell's (their 95 %
+bootstrap intervals overlap), the lowest FAD wins: control first, then what the generations sound like.
 ``--check experiments/ito`` fails when a control's YAML does not hold its winner (the test suite
-runs this against the committed sweep).
+runs this against the committed sweeps).
 """
 from __future__ import annotations
 
@@ -41,10 +44,17 @@ def better(metric: str) -> str:
     return "higher" if higher_is_better(metric) else "lower"
 
 
-def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None) -> dict:
+def not_worse(row: dict, best: dict) -> bool:
+    """The row's control metric is not measurably worse than the best row's: their 95 % intervals overlap."""
+    (lo, hi), (blo, bhi) = row["value_ci95"], best["value_ci95"]
+    return lo <= bhi and blo <= hi
+
+
+def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None, by_fad: bool = False) -> dict:
     """{control: {method: winning row}} over the sweep rows; a cell within ``tolerance`` of the best
     value (relative) and faster wins the tie. ``max_m``: only cells whose surrogate takes at most that
-    many steps per Adam step on average (``m_mean``; the adaptive schedule counts 1.75)."""
+    many steps per Adam step on average (``m_mean``; the adaptive schedule counts 1.75). ``by_fad``: among
+    the cells not measurably worse than the best (``not_worse``), the lowest FAD (cells without one are out)."""
     groups: dict = {}
     for r in rows:
         if r["table"] == "sweep" and (max_m is None or m_mean(r["M"]) <= max_m):
@@ -53,39 +63,57 @@ def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None) ->
     for control, by_method in groups.items():
         for method, cands in by_method.items():
             sign = -1.0 if higher_is_better(cands[0]["metric"]) else 1.0
+            if by_fad:
+                cands = [r for r in cands if r.get("fad") is not None and r.get("value_ci95")]
+                if not cands:
+                    continue
+                top = min(cands, key=lambda r: sign * r["value"])
+                out.setdefault(control, {})[method] = min((r for r in cands if not_worse(r, top)),
+                                                          key=lambda r: (r["fad"], r["seconds_per_item"]))
+                continue
             best = min(sign * r["value"] for r in cands)
             close = [r for r in cands if sign * r["value"] <= best + tolerance * abs(best)]
             out.setdefault(control, {})[method] = min(close, key=lambda r: (r["seconds_per_item"], sign * r["value"]))
     return out
 
 
+STUDENT_KEY = {"ditto2-ctm": "ctm", "ditto2-cm": "cm"}
+
+
 def as_settings(row: dict) -> dict:
+    """The ITO config values a winning row stands for: (M, T, γ), and its student bundle where the row names one."""
     m = _spec(row["M"])
-    return {"m": m, "decode_steps": int(row["T"]), "gamma": float(row["gamma"] if row.get("gamma") is not None else 0.0)}
+    out = {"m": m, "decode_steps": int(row["T"]), "gamma": float(row["gamma"] if row.get("gamma") is not None else 0.0)}
+    if row.get("student") and row.get("method") in STUDENT_KEY:
+        out[STUDENT_KEY[row["method"]]] = row["student"]
+    return out
 
 
 def markdown(winners: dict, rows: list[dict], meta: dict, rule: str = "") -> str:
     lines = [f"# Per-control defaults chosen on validation material ({meta.get('n')} generations per cell)", "", rule, "",
-             "| control | method | metric | better | M | T | γ | value | s/item | cells |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| control | method | student | metric | better | M | T | γ | value [95 % CI] | FAD | s/item | cells |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for control, by_method in winners.items():
         for method, r in by_method.items():
             n_cells = sum(1 for x in rows if x["table"] == "sweep" and x["control"] == control and x["method"] == method)
             s = as_settings(r)
-            lines.append(f"| {control} | {method} | {r['metric']} | {better(r['metric'])} | {s['m']} | {s['decode_steps']} | "
-                         f"{s['gamma']} | {r['value']} | {r['seconds_per_item']} | {n_cells} |")
+            ci = f" {r['value_ci95']}" if r.get("value_ci95") else ""
+            lines.append(f"| {control} | {method} | {r.get('student') or ''} | {r['metric']} | {better(r['metric'])} | "
+                         f"{s['m']} | {s['decode_steps']} | {s['gamma']} | {r['value']}{ci} | {r.get('fad') or ''} | "
+                         f"{r['seconds_per_item']} | {n_cells} |")
     return "\n".join(lines) + "\n"
 
 
 def check(winners: dict, folder: Path) -> list[str]:
     """Mismatches between the winners and what ``folder/<control>.yaml`` resolves to per method."""
-    from ditto2.runs.ito import decode_defaults
+    from ditto2.runs.ito import control_defaults
 
     problems = []
     for control, by_method in winners.items():
         path = folder / f"{control}.yaml"
         for method, row in by_method.items():
-            want, have = as_settings(row), decode_defaults(str(path), method)
+            want = as_settings(row)
+            have = {k: v for k, v in control_defaults(str(path), method).items() if k in want}
             if method == "ditto2-cm":  # γ means nothing to CM's ping-pong decode
                 want.pop("gamma"), have.pop("gamma")
             if want != have:
@@ -99,14 +127,16 @@ def main(argv=None) -> int:
     p.add_argument("--tolerance", type=float, default=0.02)
     p.add_argument("--max-m", type=float,
                    help="only cells with at most this many surrogate steps per Adam step on average (the speed target)")
+    p.add_argument("--by-fad", action="store_true",
+                   help="among cells whose control metric is not measurably worse than the best, the lowest FAD")
     p.add_argument("--check", metavar="FOLDER", help="per-control YAMLs that must hold the winners")
     args = p.parse_args(argv)
     folder = Path(args.sweep)
     data = json.loads((folder / "results.json").read_text())
     if args.check and (folder / "winners.json").exists():  # check with the rule the winners were picked by
         rule = json.loads((folder / "winners.json").read_text())["rule"]
-        args.tolerance, args.max_m = rule["tolerance"], rule["max_m"]
-    winners = pick(data["rows"], args.tolerance, args.max_m)
+        args.tolerance, args.max_m, args.by_fad = rule["tolerance"], rule["max_m"], rule.get("by_fad", False)
+    winners = pick(data["rows"], args.tolerance, args.max_m, args.by_fad)
     if not winners:
         print(f"{folder} has no sweep rows", file=sys.stderr)
         return 2
@@ -116,12 +146,14 @@ def main(argv=None) -> int:
             print(line, file=sys.stderr)
         return 1 if problems else 0
     (folder / "winners.json").write_text(json.dumps({
-        "rule": {"tolerance": args.tolerance, "max_m": args.max_m},
-        "winners": {c: {m: {**as_settings(r), "metric": r["metric"], "value": r["value"],
+        "rule": {"tolerance": args.tolerance, "max_m": args.max_m, "by_fad": args.by_fad},
+        "winners": {c: {m: {**as_settings(r), "metric": r["metric"], "value": r["value"], "fad": r.get("fad"),
                             "seconds_per_item": r["seconds_per_item"]} for m, r in bm.items()}
                     for c, bm in winners.items()}}, indent=1))
-    rule = (f"Rule: the best graded metric (ties within {args.tolerance:.0%} go to the faster cell)"
-            + (f", among cells with M <= {args.max_m}." if args.max_m else "."))
+    rule = ("Rule: among the cells whose graded metric is not measurably worse than the best cell's (95 % "
+            "bootstrap intervals overlap), the lowest FAD" if args.by_fad else
+            f"Rule: the best graded metric (ties within {args.tolerance:.0%} go to the faster cell)") \
+        + (f", among cells with M <= {args.max_m}." if args.max_m else ".")
     (folder / "winners.md").write_text(markdown(winners, data["rows"], data["meta"], rule))
 
     print((folder / "winners.md").read_text())

@@ -92,11 +92,13 @@ TABLES = (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Tabl
 # graders no control optimizes, shown when a cell has them: the tagger (vs the caption's tags) and librosa's tempo
 GRADE_COLUMNS = ["genre_acc", "mood_acc", "tempo_bucket_acc", "text_tempo_error_pct", "text_tempo_within_8pct",
                  "text_tempo_octave_within_8pct"]
+# the ITOConfig field that names a student method's bundle
+STUDENT_KEY = {"ditto2-ctm": "ctm", "ditto2-cm": "cm"}
 # the CLAPs a table can grade with: key -> (the ITOConfig field, the pooled embeddings' file)
 CLAPS = {"clap": ("clap", "embeddings.pt"), "laion": ("laion_clap", "embeddings_laion.pt"),
          "judge": ("clap_judge", "embeddings_judge.pt")}
-COLUMNS = ["control", "label", "method", "condition", "domain", "K", "M", "T", "gamma", "n", "batch", "seconds_per_item",
-           "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "value_ci95", "clap_score",
+COLUMNS = ["control", "label", "method", "student", "condition", "domain", "K", "M", "T", "gamma", "n", "batch",
+           "seconds_per_item", "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "value_ci95", "clap_score",
            "clap_score_self_graded", "fad", "fad_ci95",
            "fad_floor", "clap_judge_score", "fad_judge", "fad_judge_floor", *GRADE_COLUMNS, "clap_score_laion",
            "fad_laion", "loss_start",
@@ -361,6 +363,7 @@ class Bench:
                 int(self.cfg.devices), int(self.cfg.threads))
         cell = run_isolated(args, self.cfg.threads, self.cfg.tf32) if self.cfg.isolate else run_cell(*args)
         row = {"table": table, "control": control, "label": label, **_row(cell)}
+        row["student"] = getattr(ito, STUDENT_KEY[ito.method]) if ito.method in STUDENT_KEY else None
         row["fad"], row["fad_ci95"] = self.fad(self.out / "runs" / name / "embeddings.pt", "clap", spread=True)
         row["fad_floor"] = self.floor.get("clap") if row["n"] == self.cfg.n else None
         for key in ("judge", "laion"):
@@ -420,13 +423,21 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
             add("controls", control, {"method": method, "steps": k, **settings}, method)
     sweeps = [] if not cfg.sweep or "sweep" in skip else (cfg.sweep if isinstance(cfg.sweep, list) else [cfg.sweep])
     for sw in sweeps:  # each: control or controls, method or methods, mt: [[M, T] or [M, T, γ], ...]
+        # students: student bundles to compare (each cell once per bundle, for the entry's student methods)
+        unknown = set(sw) - {"control", "controls", "method", "methods", "mt", "students"}
+        if unknown:
+            raise ValueError(f"sweep entry: unknown keys {sorted(unknown)}; known: control(s), method(s), mt, students")
+        students = list(sw.get("students") or [None])
         for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
             for method in sw.get("methods") or [sw["method"]]:
-                for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
-                    m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
-                    label = f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
-                    add("sweep", control, {"method": method, "steps": cfg.controls[control], "m": m,
-                                           "decode_steps": t, "gamma": gamma}, label)
+                for student in students:
+                    bundle = {} if student is None or method == "ditto" else {STUDENT_KEY[method]: str(student)}
+                    for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
+                        m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
+                        label = (f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
+                                 + (f" {Path(student).name}" if bundle else ""))
+                        add("sweep", control, {"method": method, "steps": cfg.controls[control], "m": m,
+                                               "decode_steps": t, "gamma": gamma, **bundle}, label)
     if cfg.text and "text" not in skip:
         for label, method, k, tags in cfg.text["rows"]:
             k = cfg.text["steps"] if k is None else k

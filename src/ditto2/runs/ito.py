@@ -234,10 +234,12 @@ DECODE_KEYS = ("m", "decode_steps", "gamma")
 
 def control_defaults(path: str, method: str) -> dict:
     """What a student method of a table or the demo takes from the control's YAML for ``method`` (its top-level values
-    with its ``defaults_by_method`` entry over them): its (M, T, γ) and its Adam step size (chosen per control on
-    validation items; DITTO keeps the table's step size)."""
+    with its ``defaults_by_method`` entry over them): its (M, T, γ), its Adam step size and its student bundle (``ctm``
+    or ``cm``), all chosen per control on validation items; DITTO keeps the table's step size."""
     cfg = load_config(path, [f"method={method}"])
-    return {**{k: getattr(cfg, k) for k in DECODE_KEYS}, "lr": cfg.lr}
+    student = {"ditto2-ctm": "ctm", "ditto2-cm": "cm"}.get(method)
+    return {**{k: getattr(cfg, k) for k in DECODE_KEYS}, "lr": cfg.lr,
+            **({student: getattr(cfg, student)} if student else {})}
 
 
 def baseline_step(path: str) -> dict:

@@ -13,7 +13,8 @@ def test_demo_end_to_end(synth_tiny, teacher_tiny, student_bundles, clap_bundle,
     models = tmp_path / "models"
     models.mkdir()
     for src, name in ((teacher_tiny, "teacher"), (student_bundles["cm"], "cm"), (student_bundles["ctm"], "ctm"),
-                      (student_bundles["ctm"], "ctm-decode"), (clap_bundle, "clap"), (clap_judge_bundle, "clap-judge"), (tagger_bundle, "tagger")):
+                      (student_bundles["ctm"], "ctm-decode"), (clap_bundle, "clap"), (clap_judge_bundle, "clap-judge"),
+                      (tagger_bundle, "tagger")):
         for ext in (".safetensors", ".json"):
             shutil.copy(str(src) + ext, models / (name + ext))
     out = tmp_path / "demo"

@@ -46,5 +46,10 @@ def test_a_stopped_cell_resumes_at_its_first_unfinished_run(synth_tiny, teacher_
     assert calls == [f"{out}/run01"]
     assert again["metrics_mean"] == pytest.approx(first["metrics_mean"], rel=1e-4)
     calls.clear()
+    import shutil
+
+    shutil.copytree(out, tmp_path / "moved")  # the same runs under another cell name: still finished
+    run_cell(make_config(**common), n=6, batch=2, seed=3, out=str(tmp_path / "moved"))
+    assert calls == []
     run_cell(make_config(**{**common, "lr": 0.01}), n=6, batch=2, seed=3, out=out)  # another config: all redone
     assert calls == [f"{out}/run00", f"{out}/run01", f"{out}/run02"]

@@ -184,15 +184,17 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
 
 
 def finished_run(cfg) -> Optional[dict]:
-    """The summary of a run that already finished in ``cfg.out`` with this exact config (its saved config.yaml,
-    and its embeddings where it grades with a CLAP), else None: a benchmark stopped mid-cell (or a cell spread
-    over sessions) keeps the runs it has and redoes none of them."""
+    """The summary of a run that already finished in ``cfg.out`` with this exact config (its saved config.yaml, up
+    to ``out`` itself: a run folder moved under another cell name is still that run; and its embeddings where it
+    grades with a CLAP), else None: a benchmark stopped mid-cell (or a cell spread over sessions) keeps the runs it
+    has and redoes none of them."""
     from omegaconf import OmegaConf
 
     out = Path(cfg.out)
     if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
         return None
-    if (out / "config.yaml").read_text() != OmegaConf.to_yaml(OmegaConf.structured(cfg)):
+    saved = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"))
+    if {**saved, "out": None} != {**OmegaConf.to_container(OmegaConf.structured(cfg)), "out": None}:
         return None
     if (cfg.clap or cfg.laion_clap or cfg.clap_judge) and not (out / "embeddings.safetensors").is_file():
         return None

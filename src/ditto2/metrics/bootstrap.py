@@ -33,3 +33,24 @@ def fad_ci(reference: torch.Tensor, generated: torch.Tensor, n_boot: int = 200, 
     values = [fad_against(reference, generated[torch.from_numpy(rng.integers(0, n, n))]) for _ in range(n_boot)]
     values = np.asarray([v for v in values if v is not None])
     return float(np.quantile(values, (1 - level) / 2)), float(np.quantile(values, (1 + level) / 2))
+
+
+def fad_difference_ci(reference: torch.Tensor, a: torch.Tensor, b: torch.Tensor, n_boot: int = 200,
+                      level: float = 0.95, seed: int = 0) -> Optional[tuple[float, float]]:
+    """(lo, hi) of FAD(a) − FAD(b) against the fixed ``reference`` when row i of ``a`` and of ``b`` are generations
+    for the same item (two cells of one table): each resample draws the same items for both, so the spread of the
+    items themselves, which moves both FADs alike, leaves the difference. None where either FAD is undefined."""
+    if a.shape != b.shape:
+        raise ValueError(f"paired generations must align item by item: {tuple(a.shape)} vs {tuple(b.shape)}")
+    dim = a.shape[1]
+    if a.shape[0] <= dim or reference.shape[0] <= dim:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        idx = torch.from_numpy(rng.integers(0, a.shape[0], a.shape[0]))
+        fa, fb = fad_against(reference, a[idx]), fad_against(reference, b[idx])
+        if fa is not None and fb is not None:
+            values.append(fa - fb)
+    values = np.asarray(values)
+    return float(np.quantile(values, (1 - level) / 2)), float(np.quantile(values, (1 + level) / 2))

@@ -58,16 +58,19 @@ def test_per_method_defaults_resolve_and_overrides_still_win(tmp_path):
         load_config(None, ["split=train"])
 
 
-def test_committed_yamls_hold_the_committed_sweep_winners():
-    sweep = ROOT / "results" / "bench-defaults" / "results.json"
+@pytest.mark.parametrize("folder", ["bench-defaults", "bench-students"])
+def test_committed_yamls_hold_the_committed_sweep_winners(folder):
+    """(M, T, γ) from the first sweep, then the student (at those settings, by FAD) from the second."""
+    sweep = ROOT / "results" / folder / "results.json"
     rows = json.loads(sweep.read_text())["rows"]
     rule = json.loads((sweep.parent / "winners.json").read_text())["rule"]
-    winners = pick(rows, rule["tolerance"], rule["max_m"])
+    winners = pick(rows, rule["tolerance"], rule["max_m"], rule.get("by_fad", False))
     assert set(winners) >= {"intensity", "melody", "structure", "outpainting", "inpainting"}
     assert check(winners, ROOT / "experiments" / "ito") == []
-    # the sweep graded validation material only
+    # the sweep graded validation material only, and scored FAD against validation clips
     meta = json.loads(sweep.read_text())["meta"]
     assert "split=val" in meta["config"]["overrides"] and meta["config"]["seed"] >= 1000
+    assert meta.get("fad_reference_split", "val") == "val"
 
 
 def test_the_bench_tables_use_the_per_control_defaults():

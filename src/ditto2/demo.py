@@ -60,7 +60,16 @@ METRIC_NAMES = {"intensity_mse_db2": "level MSE (dB²)", "melody_accuracy_pct": 
 
 def run_control(control: str, i: int, args, models: Path) -> dict:
     """DITTO-2 (the control's chosen defaults) on ``args.items`` items and DITTO on the first of them."""
-    from ditto2.runs.ito import ControlSpec, baseline_step, control_defaults, make_config, run_ito, with_overrides
+    from ditto2.runs.ito import (
+        STUDENT_FIELD,
+        ControlSpec,
+        baseline_step,
+        control_defaults,
+        make_config,
+        run_ito,
+        student_of,
+        with_overrides,
+    )
 
     # graders no control optimizes, when the models folder has them: the judging CLAP and the tagger
     judge, tagger = (str(models / n) if (models / f"{n}.json").is_file() else None for n in ("clap-judge", "tagger"))
@@ -72,15 +81,14 @@ def run_control(control: str, i: int, args, models: Path) -> dict:
     out, path = {}, str(Path(args.defaults) / f"{control}.yaml")
     for label, method in METHODS:
         chosen = control_defaults(path, method) if method != "ditto" else baseline_step(path)
-        for key in ("ctm", "cm"):  # the control's chosen student, by its name in the models folder
-            if key in chosen:
-                chosen[key] = str(models / Path(chosen[key]).name)
+        if method in STUDENT_FIELD:  # the control's chosen student, by its name in the models folder
+            chosen[STUDENT_FIELD[method]] = str(models / Path(chosen[STUDENT_FIELD[method]]).name)
         cfg = make_config(base, method=method, batch=args.items if label == "ditto2" else 1,
                           out=f"{args.out}/{control}/{label}", **chosen)
         cfg = with_overrides(cfg, args.override)
         out[label] = run_ito(cfg)
-        if method != "ditto":
-            out[label]["student"] = Path(cfg.ctm if method == "ditto2-ctm" else cfg.cm).name
+        if student_of(cfg):
+            out[label]["student"] = Path(student_of(cfg)).name
     return out
 
 

@@ -77,15 +77,14 @@ def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None, by
     return out
 
 
-STUDENT_KEY = {"ditto2-ctm": "ctm", "ditto2-cm": "cm"}
-
-
 def as_settings(row: dict) -> dict:
     """The ITO config values a winning row stands for: (M, T, γ), and its student bundle where the row names one."""
+    from ditto2.runs.ito import STUDENT_FIELD
+
     m = _spec(row["M"])
     out = {"m": m, "decode_steps": int(row["T"]), "gamma": float(row["gamma"] if row.get("gamma") is not None else 0.0)}
-    if row.get("student") and row.get("method") in STUDENT_KEY:
-        out[STUDENT_KEY[row["method"]]] = row["student"]
+    if row.get("student") and row.get("method") in STUDENT_FIELD:
+        out[STUDENT_FIELD[row["method"]]] = row["student"]
     return out
 
 

@@ -92,8 +92,6 @@ TABLES = (("controls", "Table 1: DITTO vs DITTO-2 per control"), ("sweep", "Tabl
 # graders no control optimizes, shown when a cell has them: the tagger (vs the caption's tags) and librosa's tempo
 GRADE_COLUMNS = ["genre_acc", "mood_acc", "tempo_bucket_acc", "text_tempo_error_pct", "text_tempo_within_8pct",
                  "text_tempo_octave_within_8pct"]
-# the ITOConfig field that names a student method's bundle
-STUDENT_KEY = {"ditto2-ctm": "ctm", "ditto2-cm": "cm"}
 # the CLAPs a table can grade with: key -> (the ITOConfig field, the pooled embeddings' file)
 CLAPS = {"clap": ("clap", "embeddings.pt"), "laion": ("laion_clap", "embeddings_laion.pt"),
          "judge": ("clap_judge", "embeddings_judge.pt")}
@@ -358,14 +356,14 @@ class Bench:
             print(f"skipped {name}: past max_minutes={self.cfg.max_minutes}", flush=True)
             _write(self.out, self.rows, self.meta)
             return
-        from ditto2.runs.ito import ControlSpec, make_config
+        from ditto2.runs.ito import ControlSpec, make_config, student_of
 
         ito = make_config(self.ito, controls=[ControlSpec(name=control, domain=domain)], **changes)
         args = (ito, int(self.cfg.n), int(self.cfg.batch), int(self.cfg.seed), str(self.out / "runs" / name),
                 int(self.cfg.devices), int(self.cfg.threads))
         cell = run_isolated(args, self.cfg.threads, self.cfg.tf32) if self.cfg.isolate else run_cell(*args)
         row = {"table": table, "control": control, "label": label, **_row(cell)}
-        row["student"] = getattr(ito, STUDENT_KEY[ito.method]) if ito.method in STUDENT_KEY else None
+        row["student"] = student_of(ito)
         row["fad"], row["fad_ci95"] = self.fad(self.out / "runs" / name / "embeddings.pt", "clap", spread=True)
         row["fad_floor"] = self.floor.get("clap") if row["n"] == self.cfg.n else None
         for key in ("judge", "laion"):
@@ -406,6 +404,8 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
     """The cells of a benchmark, in table order: each ``{table, control, changes, label, domain}``, where
     ``changes`` are the ITO config fields of that cell. ``only``: a subset of controls (Table 1, the sweeps
     and the domain rows); ``skip``: tables left out ("sweep", "text", "domain")."""
+    from ditto2.runs.ito import STUDENT_FIELD
+
     wanted = lambda control: not only or control in only
     table_wide = {"m": cfg.m, "decode_steps": cfg.decode_steps}
     cells = []
@@ -433,7 +433,7 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
         for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
             for method in sw.get("methods") or [sw["method"]]:
                 for student in students:
-                    bundle = {} if student is None or method == "ditto" else {STUDENT_KEY[method]: str(student)}
+                    bundle = {STUDENT_FIELD[method]: str(student)} if student and method in STUDENT_FIELD else {}
                     for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
                         m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
                         label = (f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")

@@ -25,14 +25,7 @@ def fad_ci(reference: torch.Tensor, generated: torch.Tensor, n_boot: int = 200, 
     """(lo, hi) of the FAD of ``generated`` against the fixed ``reference`` over resamples of the generations;
     None when the FAD itself is undefined (no more generations than dimensions). A resample repeats items, which
     narrows its covariance: read the interval as the estimate's spread, its centre sits a little above the FAD."""
-    dim = generated.shape[1]
-    if generated.shape[0] <= dim or reference.shape[0] <= dim:  # fad_against's condition for a defined FAD
-        return None
-    rng = np.random.default_rng(seed)
-    n = generated.shape[0]
-    values = [fad_against(reference, generated[torch.from_numpy(rng.integers(0, n, n))]) for _ in range(n_boot)]
-    values = np.asarray([v for v in values if v is not None])
-    return float(np.quantile(values, (1 - level) / 2)), float(np.quantile(values, (1 + level) / 2))
+    return _resampled_fad(reference, [generated], lambda fa: fa, n_boot, level, seed)
 
 
 def fad_difference_ci(reference: torch.Tensor, a: torch.Tensor, b: torch.Tensor, n_boot: int = 200,
@@ -42,15 +35,22 @@ def fad_difference_ci(reference: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
     items themselves, which moves both FADs alike, leaves the difference. None where either FAD is undefined."""
     if a.shape != b.shape:
         raise ValueError(f"paired generations must align item by item: {tuple(a.shape)} vs {tuple(b.shape)}")
-    dim = a.shape[1]
-    if a.shape[0] <= dim or reference.shape[0] <= dim:
+    return _resampled_fad(reference, [a, b], lambda fa, fb: fa - fb, n_boot, level, seed)
+
+
+def _resampled_fad(reference: torch.Tensor, cells: list, stat, n_boot: int, level: float,
+                   seed: int) -> Optional[tuple[float, float]]:
+    """Percentile interval of ``stat`` of the cells' FADs over resamples that draw the same items (rows) from every
+    cell; None when the FAD is undefined (no more generations or reference clips than dimensions: fad_against)."""
+    n, dim = cells[0].shape
+    if n <= dim or reference.shape[0] <= dim:
         return None
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(n_boot):
-        idx = torch.from_numpy(rng.integers(0, a.shape[0], a.shape[0]))
-        fa, fb = fad_against(reference, a[idx]), fad_against(reference, b[idx])
-        if fa is not None and fb is not None:
-            values.append(fa - fb)
+        idx = torch.from_numpy(rng.integers(0, n, n))
+        fads = [fad_against(reference, c[idx]) for c in cells]
+        if all(f is not None for f in fads):
+            values.append(stat(*fads))
     values = np.asarray(values)
     return float(np.quantile(values, (1 - level) / 2)), float(np.quantile(values, (1 + level) / 2))

@@ -230,6 +230,13 @@ def save_targets(cfg: ITOConfig, target_sets: list, path: Path) -> None:
 
 
 DECODE_KEYS = ("m", "decode_steps", "gamma")
+# the ITOConfig field that names a student method's bundle
+STUDENT_FIELD = {"ditto2-ctm": "ctm", "ditto2-cm": "cm"}
+
+
+def student_of(cfg: ITOConfig) -> Optional[str]:
+    """The student bundle a config's method decodes with; None for DITTO (the teacher)."""
+    return getattr(cfg, STUDENT_FIELD[cfg.method]) if cfg.method in STUDENT_FIELD else None
 
 
 def control_defaults(path: str, method: str) -> dict:
@@ -237,9 +244,8 @@ def control_defaults(path: str, method: str) -> dict:
     with its ``defaults_by_method`` entry over them): its (M, T, γ), its Adam step size and its student bundle (``ctm``
     or ``cm``), all chosen per control on validation items; DITTO keeps the table's step size."""
     cfg = load_config(path, [f"method={method}"])
-    student = {"ditto2-ctm": "ctm", "ditto2-cm": "cm"}.get(method)
     return {**{k: getattr(cfg, k) for k in DECODE_KEYS}, "lr": cfg.lr,
-            **({student: getattr(cfg, student)} if student else {})}
+            **({STUDENT_FIELD[method]: student_of(cfg)} if method in STUDENT_FIELD else {})}
 
 
 def baseline_step(path: str) -> dict:
@@ -271,7 +277,7 @@ def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None, gen
         raise ValueError(f"{cfg.teacher} was trained without tags (unconditional): use tags={{}}")
     if cfg.method == "ditto":
         return BaseModelSurrogate(gen.denoiser, tags, cfg.w, steps=cfg.base_steps), gen
-    path, cache = (cfg.cm if cfg.method == "ditto2-cm" else cfg.ctm), ({} if students is None else students)
+    path, cache = student_of(cfg), ({} if students is None else students)
     if path not in cache:
         cache[path] = load_bundle(path)
     student, meta = cache[path]

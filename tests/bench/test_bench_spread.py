@@ -29,7 +29,7 @@ def test_a_batch_over_two_processes_equals_the_one_process_cell(synth_tiny, teac
 
 
 def test_a_stopped_cell_resumes_at_its_first_unfinished_run(synth_tiny, teacher_tiny, student_bundles, tmp_path,
-                                                            monkeypatch):
+                                                            monkeypatch, capsys):
     """Runs that finished with the same config are kept (a DITTO cell on 2 cores spans sessions); a run stopped
     midway (no summary.json) or one made with another config is redone."""
     import ditto2.runs.ito as ito
@@ -51,5 +51,11 @@ def test_a_stopped_cell_resumes_at_its_first_unfinished_run(synth_tiny, teacher_
     shutil.copytree(out, tmp_path / "moved")  # the same runs under another cell name: still finished
     run_cell(make_config(**common), n=6, batch=2, seed=3, out=str(tmp_path / "moved"))
     assert calls == []
+    saved = tmp_path / "moved" / "run00" / "config.yaml"  # a run made before a setting existed (at its default now)
+    saved.write_text("\n".join(line for line in saved.read_text().splitlines() if not line.startswith("gradient_clip:")))
+    capsys.readouterr()
+    run_cell(make_config(**common), n=6, batch=2, seed=3, out=str(tmp_path / "moved"))
+    assert calls == []
     run_cell(make_config(**{**common, "lr": 0.01}), n=6, batch=2, seed=3, out=out)  # another config: all redone
     assert calls == [f"{out}/run00", f"{out}/run01", f"{out}/run02"]
+    assert f"{out}/run02: 2 items in" in capsys.readouterr().out  # a long cell says where it is

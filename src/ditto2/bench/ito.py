@@ -152,7 +152,18 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
         fresh = iter(spread_runs(todo, devices, threads))
     else:
         fresh = (run_ito(cfg) for cfg in todo)
-    summaries = [done[j] if done[j] is not None else next(fresh) for j in range(len(configs))]
+    if len(configs) > len(todo) > 0:
+        print(f"{out}: {len(configs) - len(todo)} of {len(configs)} runs kept from before, {len(todo)} to go", flush=True)
+    summaries = []
+    for j in range(len(configs)):
+        if done[j] is not None:
+            summaries.append(done[j])
+            continue
+        t_run = time.perf_counter()
+        summaries.append(next(fresh))
+        if len(configs) > 1:  # a long cell (DITTO on CPU: ~35 min per run of 32) shows where it is
+            print(f"{configs[j].out}: {configs[j].batch} items in {(time.perf_counter() - t_run) / 60:.1f} min "
+                  f"({j + 1} of {len(configs)} runs done)", flush=True)
     items, emb = [], []
     for cfg, s in zip(configs, summaries):
         items += s["items"]
@@ -191,7 +202,8 @@ def finished_run(cfg) -> Optional[dict]:
     out = Path(cfg.out)
     if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
         return None
-    saved = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"))
+    # over today's defaults: a setting added since the run was made, at its default, is the same run
+    saved = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(type(cfg)), OmegaConf.load(out / "config.yaml")))
     if {**saved, "out": None} != {**OmegaConf.to_container(OmegaConf.structured(cfg)), "out": None}:
         return None
     if (cfg.clap or cfg.laion_clap or cfg.clap_judge) and not (out / "embeddings.safetensors").is_file():

@@ -44,7 +44,7 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
     assert real["method"] == "real" and real["n"] == 17 and real["value"] == real["clap_judge_score"]
     assert 0 <= real["genre_acc"] <= 1 and 0 <= real["text_tempo_within_8pct"] <= 1
     for r in rows:
-        assert r["n"] == 17 and r["batch"] == 9 and r["seconds_per_item"] > 0
+        assert r["n"] == 17 and r["batch"] == 9 and r["seconds_per_item"] > 0 and r["lr"] > 0  # the step it ran at
         assert r["fad"] is not None and r["fad"] >= 0 and math.isfinite(r["fad"]) and r["fad_floor"] == meta["fad_floor"]
         lo, hi = r["value_ci95"]  # the spread of the mean over 17 items, and of the FAD over 17 generations
         assert lo <= r["value"] <= hi and r["fad_ci95"][0] < r["fad_ci95"][1]

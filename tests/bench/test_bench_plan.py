@@ -84,3 +84,19 @@ def test_a_sweep_compares_students_cell_by_cell():
     cfg.sweep["student"] = cfg.sweep.pop("students")  # a typo fails before any compute
     with pytest.raises(ValueError, match="unknown keys"):
         plan(cfg)
+
+
+def test_a_sweep_compares_step_sizes_cell_by_cell():
+    """A sweep entry's lrs: every cell once per (student, step size), the step in the cell's ITO config and label."""
+    cfg = load_bench_config("experiments/bench/tables-tiny.yaml")
+    cfg.controls, cfg.methods, cfg.text, cfg.domains = {"intensity": 70}, [], None, None
+    cfg.sweep = {"controls": ["intensity"], "method": "ditto2-ctm", "mt": [[1, 1, 0.0]],
+                 "students": ["checkpoints/tiny/ctm-decode"], "lrs": [0.005, "1e-2"]}
+    cells = plan(cfg)
+    assert [c["changes"]["lr"] for c in cells] == [0.005, 0.01]
+    assert [c["label"] for c in cells] == ["ditto2-ctm M=1 T=1 γ=0.0 ctm-decode lr=0.005",
+                                           "ditto2-ctm M=1 T=1 γ=0.0 ctm-decode lr=0.01"]
+    assert make_config(controls=[{"name": "intensity"}], **cells[1]["changes"]).lr == 0.01
+    cfg.sweep["lrs"] = [0.01, 0]
+    with pytest.raises(ValueError, match="positive step sizes"):
+        plan(cfg)

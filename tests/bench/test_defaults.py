@@ -66,7 +66,7 @@ def test_committed_yamls_hold_the_committed_sweep_winners(folder):
     rule = json.loads((sweep.parent / "winners.json").read_text())["rule"]
     winners = pick(rows, rule["tolerance"], rule["max_m"], rule.get("by_fad", False))
     assert set(winners) >= {"intensity", "melody", "structure", "outpainting", "inpainting"}
-    assert check(winners, ROOT / "experiments" / "ito") == []
+    assert check(winners, ROOT / "experiments" / "ito", rows) == []
     # the sweep graded validation material only, and scored FAD against validation clips
     meta = json.loads(sweep.read_text())["meta"]
     assert "split=val" in meta["config"]["overrides"] and meta["config"]["seed"] >= 1000
@@ -130,3 +130,17 @@ def test_check_compares_the_student_bundle(tmp_path):
     assert check({"intensity": {"ditto2-ctm": winner}}, tmp_path) != []
     (tmp_path / "intensity.yaml").write_text("m: 1\ndecode_steps: 1\ngamma: 0.0\nctm: ckpt/ctm-decode\n")
     assert check({"intensity": {"ditto2-ctm": winner}}, tmp_path) == []
+
+
+def test_check_compares_the_step_size_only_where_the_sweep_compared_steps(tmp_path):
+    (tmp_path / "melody.yaml").write_text("m: 1\ndecode_steps: 1\ngamma: 0.0\nlr: 0.04\n")
+    rows = [{**_row("melody", "ditto2-ctm", 1, 1, 0.0, "melody_accuracy_pct", v), "lr": lr, "fad": fad,
+             "value_ci95": [v - 1, v + 1]} for v, lr, fad in ((97.3, 0.04, 0.56), (97.1, 0.02, 0.50), (88.0, 0.005, 0.3))]
+    w = pick(rows, by_fad=True)
+    assert w["melody"]["ditto2-ctm"]["lr"] == 0.02  # not measurably worse than 0.04's, and a lower FAD
+    assert check(w, tmp_path) == []  # rows not given: steps not compared
+    assert check(w, tmp_path, rows) == [f"{tmp_path / 'melody.yaml'} gives ditto2-ctm {{'m': 1, 'decode_steps': 1, "
+                                        f"'gamma': 0.0, 'lr': 0.04}}, the sweep chose {{'m': 1, 'decode_steps': 1, "
+                                        f"'gamma': 0.0, 'lr': 0.02}}"]
+    one_step = [r for r in rows if r["lr"] == 0.04]
+    assert check(pick(one_step, by_fad=True), tmp_path, one_step) == []

@@ -77,41 +77,52 @@ def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None, by
     return out
 
 
-def as_settings(row: dict) -> dict:
-    """The ITO config values a winning row stands for: (M, T, γ), and its student bundle where the row names one."""
+def as_settings(row: dict, with_lr: bool = False) -> dict:
+    """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, and with
+    ``with_lr`` its Adam step size (a sweep that compared steps: ``lrs:``)."""
     from ditto2.runs.ito import STUDENT_FIELD
 
     m = _spec(row["M"])
     out = {"m": m, "decode_steps": int(row["T"]), "gamma": float(row["gamma"] if row.get("gamma") is not None else 0.0)}
     if row.get("student") and row.get("method") in STUDENT_FIELD:
         out[STUDENT_FIELD[row["method"]]] = row["student"]
+    if with_lr and row.get("lr") is not None:
+        out["lr"] = float(row["lr"])
     return out
+
+
+def swept_lr(rows: list[dict], control: str, method: str) -> bool:
+    """Whether the sweep compared step sizes for (control, method): its cells ran at more than one."""
+    return len({r.get("lr") for r in rows if r["table"] == "sweep" and r["control"] == control
+                and r["method"] == method and r.get("lr") is not None}) > 1
 
 
 def markdown(winners: dict, rows: list[dict], meta: dict, rule: str = "") -> str:
     lines = [f"# Per-control defaults chosen on validation material ({meta.get('n')} generations per cell)", "", rule, "",
-             "| control | method | student | metric | better | M | T | γ | value [95 % CI] | FAD | s/item | cells |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| control | method | student | metric | better | M | T | γ | step | value [95 % CI] | FAD | s/item | cells |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for control, by_method in winners.items():
         for method, r in by_method.items():
             n_cells = sum(1 for x in rows if x["table"] == "sweep" and x["control"] == control and x["method"] == method)
             s = as_settings(r)
             ci = f" {r['value_ci95']}" if r.get("value_ci95") else ""
             lines.append(f"| {control} | {method} | {r.get('student') or ''} | {r['metric']} | {better(r['metric'])} | "
-                         f"{s['m']} | {s['decode_steps']} | {s['gamma']} | {r['value']}{ci} | {r.get('fad') or ''} | "
+                         f"{s['m']} | {s['decode_steps']} | {s['gamma']} | {r.get('lr') or ''} | {r['value']}{ci} | "
+                         f"{r.get('fad') or ''} | "
                          f"{r['seconds_per_item']} | {n_cells} |")
     return "\n".join(lines) + "\n"
 
 
-def check(winners: dict, folder: Path) -> list[str]:
-    """Mismatches between the winners and what ``folder/<control>.yaml`` resolves to per method."""
+def check(winners: dict, folder: Path, rows: list[dict] = ()) -> list[str]:
+    """Mismatches between the winners and what ``folder/<control>.yaml`` resolves to per method (its step size too
+    where the sweep ``rows`` compared step sizes)."""
     from ditto2.runs.ito import control_defaults
 
     problems = []
     for control, by_method in winners.items():
         path = folder / f"{control}.yaml"
         for method, row in by_method.items():
-            want = as_settings(row)
+            want = as_settings(row, with_lr=swept_lr(rows, control, method))
             have = {k: v for k, v in control_defaults(str(path), method).items() if k in want}
             if method == "ditto2-cm":  # γ means nothing to CM's ping-pong decode
                 want.pop("gamma"), have.pop("gamma")
@@ -140,14 +151,15 @@ def main(argv=None) -> int:
         print(f"{folder} has no sweep rows", file=sys.stderr)
         return 2
     if args.check:
-        problems = check(winners, Path(args.check))
+        problems = check(winners, Path(args.check), data["rows"])
         for line in problems:
             print(line, file=sys.stderr)
         return 1 if problems else 0
     (folder / "winners.json").write_text(json.dumps({
         "rule": {"tolerance": args.tolerance, "max_m": args.max_m, "by_fad": args.by_fad},
-        "winners": {c: {m: {**as_settings(r), "metric": r["metric"], "value": r["value"], "fad": r.get("fad"),
-                            "seconds_per_item": r["seconds_per_item"]} for m, r in bm.items()}
+        "winners": {c: {m: {**as_settings(r, with_lr=swept_lr(data["rows"], c, m)), "metric": r["metric"],
+                            "value": r["value"], "fad": r.get("fad"), "seconds_per_item": r["seconds_per_item"]}
+                        for m, r in bm.items()}
                     for c, bm in winners.items()}}, indent=1))
     rule = ("Rule: among the cells whose graded metric is not measurably worse than the best cell's (95 % "
             "bootstrap intervals overlap), the lowest FAD" if args.by_fad else

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
 import json
 import math
 import multiprocessing as mp
@@ -95,7 +96,7 @@ GRADE_COLUMNS = ["genre_acc", "mood_acc", "tempo_bucket_acc", "text_tempo_error_
 # the CLAPs a table can grade with: key -> (the ITOConfig field, the pooled embeddings' file)
 CLAPS = {"clap": ("clap", "embeddings.pt"), "laion": ("laion_clap", "embeddings_laion.pt"),
          "judge": ("clap_judge", "embeddings_judge.pt")}
-COLUMNS = ["control", "label", "method", "student", "condition", "domain", "K", "M", "T", "gamma", "n", "batch",
+COLUMNS = ["control", "label", "method", "student", "condition", "domain", "K", "M", "T", "gamma", "lr", "n", "batch",
            "seconds_per_item", "optimize_s", "decode_s", "speedup_vs_ditto", "metric", "value", "value_ci95", "clap_score",
            "clap_score_self_graded", "fad", "fad_ci95",
            "fad_floor", "clap_judge_score", "fad_judge", "fad_judge_floor", *GRADE_COLUMNS, "clap_score_laion",
@@ -375,7 +376,7 @@ class Bench:
                 int(self.cfg.devices), int(self.cfg.threads))
         cell = run_isolated(args, self.cfg.threads, self.cfg.tf32) if self.cfg.isolate else run_cell(*args)
         row = {"table": table, "control": control, "label": label, **_row(cell)}
-        row["student"] = student_of(ito)
+        row["student"], row["lr"] = student_of(ito), float(ito.lr)
         row["fad"], row["fad_ci95"] = self.fad(self.out / "runs" / name / "embeddings.pt", "clap", spread=True)
         row["fad_floor"] = self.floor.get("clap") if row["n"] == self.cfg.n else None
         for key in ("judge", "laion"):
@@ -437,19 +438,26 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
             add("controls", control, {"method": method, "steps": k, **settings}, method)
     sweeps = [] if not cfg.sweep or "sweep" in skip else (cfg.sweep if isinstance(cfg.sweep, list) else [cfg.sweep])
     for sw in sweeps:  # each: control or controls, method or methods, mt: [[M, T] or [M, T, γ], ...]
-        # students: student bundles to compare (each cell once per bundle, for the entry's student methods)
-        unknown = set(sw) - {"control", "controls", "method", "methods", "mt", "students"}
+        # students: student bundles to compare (each cell once per bundle, for the entry's student methods);
+        # lrs: Adam step sizes to compare (each cell once per step; else the table's step size)
+        unknown = set(sw) - {"control", "controls", "method", "methods", "mt", "students", "lrs"}
         if unknown:
-            raise ValueError(f"sweep entry: unknown keys {sorted(unknown)}; known: control(s), method(s), mt, students")
+            raise ValueError(f"sweep entry: unknown keys {sorted(unknown)}; known: control(s), method(s), mt, students, lrs")
         students = list(sw.get("students") or [None])
+        lrs = [float(lr) for lr in sw.get("lrs") or []] or [None]
+        if any(lr is not None and not lr > 0 for lr in lrs):
+            raise ValueError(f"sweep entry: lrs must be positive step sizes, got {sw['lrs']}")
         for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
             for method in sw.get("methods") or [sw["method"]]:
-                for student in students:
+                for student, lr in itertools.product(students, lrs):
                     bundle = {STUDENT_FIELD[method]: str(student)} if student and method in STUDENT_FIELD else {}
+                    if lr is not None:
+                        bundle["lr"] = lr
                     for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
                         m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
                         label = (f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
-                                 + (f" {Path(student).name}" if bundle else ""))
+                                 + (f" {Path(student).name}" if student and method in STUDENT_FIELD else "")
+                                 + (f" lr={lr:g}" if lr is not None else ""))
                         add("sweep", control, {"method": method, "steps": cfg.controls[control], "m": m,
                                                "decode_steps": t, "gamma": gamma, **bundle}, label)
     if cfg.text and "text" not in skip:

@@ -71,20 +71,24 @@ def test_demo_table_column_reads_the_committed_tables():
     from ditto2.demo import _table_values
 
     root = Path(__file__).resolve().parents[1]
-    tables = [root / "results/bench-win-cpu-160/students/results.json", root / "results/bench-win-cpu-160/results.json",
-              root / "results/bench-gpu/results.json"]
+    tables = [root / "results/bench-win-cpu-160/steps/results.json", root / "results/bench-win-cpu-160/students/results.json",
+              root / "results/bench-win-cpu-160/results.json", root / "results/bench-gpu/results.json"]
     values = _table_values(tables)
     assert set(values) == {"intensity", "melody", "structure", "outpainting", "inpainting"}
-    # each DITTO-2 number the page shows was made with the student the control's YAML names now
+    # each DITTO-2 number the page shows was made with the student (and, where the row says, the step) the control's
+    # YAML names now
     from ditto2.runs.ito import control_defaults
 
     shown = {}
-    for path in tables[:2]:
+    for path in tables[:3]:
         for r in json.loads(path.read_text())["rows"]:
             if r["table"] == "controls" and r["method"] == "ditto2-ctm":
-                shown.setdefault(r["control"], r.get("student", "checkpoints/tiny/ctm"))
-    for control, student in shown.items():
-        assert control_defaults(str(root / "experiments/ito" / f"{control}.yaml"), "ditto2-ctm")["ctm"] == student, control
+                shown.setdefault(r["control"], r)
+    assert shown["melody"]["lr"] == 0.02  # the step chosen with FAD (results/bench-steps)
+    for control, row in shown.items():
+        now = control_defaults(str(root / "experiments/ito" / f"{control}.yaml"), "ditto2-ctm")
+        assert now["ctm"] == row.get("student", "checkpoints/tiny/ctm"), control
+        assert row.get("lr", now["lr"]) == now["lr"], control
     ditto, ditto2, n = values["intensity"]
     assert ditto == 4.4303 and n == 160 and ditto2 < ditto
     from ditto2.bench.defaults import higher_is_better

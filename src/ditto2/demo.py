@@ -197,7 +197,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--items", type=int, default=4, help="DITTO-2 generations per control (DITTO: the first one)")
     p.add_argument("--defaults", default="experiments/ito", help="per-control YAMLs holding DITTO-2's (M, T, γ, step)")
-    p.add_argument("--table", nargs="*", default=["results/bench-win-cpu-160/students/results.json",
+    p.add_argument("--table", nargs="*", default=["results/bench-win-cpu-160/steps/results.json",
+                                                  "results/bench-win-cpu-160/students/results.json",
                                                   "results/bench-win-cpu-160/results.json",
                                                   "results/bench-gpu/results.json"],
                    help="committed `ditto2 bench` tables shown beside the demo's own numbers (first file with a value wins)")

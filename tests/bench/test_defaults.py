@@ -58,9 +58,9 @@ def test_per_method_defaults_resolve_and_overrides_still_win(tmp_path):
         load_config(None, ["split=train"])
 
 
-@pytest.mark.parametrize("folder", ["bench-defaults", "bench-students"])
+@pytest.mark.parametrize("folder", ["bench-defaults", "bench-students", "bench-steps"])
 def test_committed_yamls_hold_the_committed_sweep_winners(folder):
-    """(M, T, γ) from the first sweep, then the student (at those settings, by FAD) from the second."""
+    """(M, T, γ) from the first sweep, then the student (at those settings, by FAD) from the second, then the step."""
     sweep = ROOT / "results" / folder / "results.json"
     rows = json.loads(sweep.read_text())["rows"]
     rule = json.loads((sweep.parent / "winners.json").read_text())["rule"]

@@ -65,7 +65,10 @@ def test_committed_yamls_hold_the_committed_sweep_winners(folder):
     rows = json.loads(sweep.read_text())["rows"]
     rule = json.loads((sweep.parent / "winners.json").read_text())["rule"]
     winners = pick(rows, rule["tolerance"], rule["max_m"], rule.get("by_fad", False))
-    assert set(winners) >= {"intensity", "melody", "structure", "outpainting", "inpainting"}
+    entries = json.loads(sweep.read_text())["meta"]["config"]["sweep"]
+    swept = {c for entry in entries for c in entry.get("controls") or [entry["control"]]}
+    assert set(winners) == swept and (folder == "bench-steps" or swept >= {"intensity", "melody", "structure",
+                                                                           "outpainting", "inpainting"})
     assert check(winners, ROOT / "experiments" / "ito", rows) == []
     # the sweep graded validation material only, and scored FAD against validation clips
     meta = json.loads(sweep.read_text())["meta"]
@@ -144,3 +147,14 @@ def test_check_compares_the_step_size_only_where_the_sweep_compared_steps(tmp_pa
                                         f"'gamma': 0.0, 'lr': 0.02}}"]
     one_step = [r for r in rows if r["lr"] == 0.04]
     assert check(pick(one_step, by_fad=True), tmp_path, one_step) == []
+
+
+def test_a_saved_run_config_reloads_to_the_values_the_run_used(tmp_path):
+    """config.yaml holds the resolved values: the control YAML's per-method step is not applied a second time over a
+    step the run chose otherwise (the interactive preset's 0.04 over melody's 0.02)."""
+    from ditto2.runs.ito import save_config
+
+    cfg = load_config(str(ROOT / "experiments/ito/melody.yaml"), ["lr=0.04"])
+    assert cfg.lr == 0.04 and cfg.defaults_by_method["ditto2-ctm"]["lr"] == 0.02
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(str(tmp_path / "config.yaml")).lr == 0.04

@@ -200,12 +200,14 @@ def finished_run(cfg) -> Optional[dict]:
     has and redoes none of them."""
     from omegaconf import OmegaConf
 
+    from ditto2.runs.ito import resolved_config
+
     out = Path(cfg.out)
     if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
         return None
     # over today's defaults: a setting added since the run was made, at its default, is the same run
     saved = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(type(cfg)), OmegaConf.load(out / "config.yaml")))
-    if {**saved, "out": None} != {**OmegaConf.to_container(OmegaConf.structured(cfg)), "out": None}:
+    if {**saved, "out": None} != {**resolved_config(cfg), "out": None}:
         return None
     if (cfg.clap or cfg.laion_clap or cfg.clap_judge) and not (out / "embeddings.safetensors").is_file():
         return None

@@ -204,10 +204,17 @@ def check_config(cfg: ITOConfig) -> ITOConfig:
     return cfg
 
 
+def resolved_config(cfg: ITOConfig) -> dict:
+    """What a run folder's config.yaml holds: the run's values, with ``defaults_by_method`` emptied (its entry for the
+    method is already in them; kept, loading the file would apply it again over values the run chose otherwise, e.g.
+    the interactive preset's step)."""
+    return {**OmegaConf.to_container(OmegaConf.structured(cfg)), "defaults_by_method": {}}
+
+
 def save_config(cfg: ITOConfig, path: Path) -> None:
     """The resolved config, loadable with ``ditto2 ito --config``: any run is reproducible from its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
 
 
 def save_targets(cfg: ITOConfig, target_sets: list, path: Path) -> None:

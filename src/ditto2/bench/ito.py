@@ -149,22 +149,22 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
                for j in range(math.ceil(n / batch))]
     done = {j: finished_run(cfg) for j, cfg in enumerate(configs)}  # a stopped cell resumes at its first unfinished run
     todo = [cfg for j, cfg in enumerate(configs) if done[j] is None]
+    if len(configs) > len(todo) > 0:
+        print(f"{out}: {len(configs) - len(todo)} of {len(configs)} runs kept from before, {len(todo)} to go", flush=True)
+
+    def timed(cfg, k):  # a long cell (DITTO on CPU: ~35 min per run of 32) shows where it is
+        t_run = time.perf_counter()
+        summary = run_ito(cfg)
+        if len(configs) > 1:
+            print(f"{cfg.out}: {cfg.batch} items in {(time.perf_counter() - t_run) / 60:.1f} min "
+                  f"({k + 1} of {len(todo)} runs to go done)", flush=True)
+        return summary
+
     if devices > 1 and len(todo) > 1:
         fresh = iter(spread_runs(todo, devices, threads))
     else:
-        fresh = (run_ito(cfg) for cfg in todo)
-    if len(configs) > len(todo) > 0:
-        print(f"{out}: {len(configs) - len(todo)} of {len(configs)} runs kept from before, {len(todo)} to go", flush=True)
-    summaries = []
-    for j in range(len(configs)):
-        if done[j] is not None:
-            summaries.append(done[j])
-            continue
-        t_run = time.perf_counter()
-        summaries.append(next(fresh))
-        if len(configs) > 1:  # a long cell (DITTO on CPU: ~35 min per run of 32) shows where it is
-            print(f"{configs[j].out}: {configs[j].batch} items in {(time.perf_counter() - t_run) / 60:.1f} min "
-                  f"({j + 1} of {len(configs)} runs done)", flush=True)
+        fresh = (timed(cfg, k) for k, cfg in enumerate(todo))
+    summaries = [done[j] if done[j] is not None else next(fresh) for j in range(len(configs))]
     items, emb = [], []
     for cfg, s in zip(configs, summaries):
         items += s["items"]
@@ -205,8 +205,9 @@ def finished_run(cfg) -> Optional[dict]:
     out = Path(cfg.out)
     if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
         return None
-    # over today's defaults: a setting added since the run was made, at its default, is the same run
-    saved = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(type(cfg)), OmegaConf.load(out / "config.yaml")))
+    # over today's defaults (a setting added since the run was made, at its default, is the same run), both sides in
+    # the form a run folder saves
+    saved = resolved_config(OmegaConf.merge(OmegaConf.structured(type(cfg)), OmegaConf.load(out / "config.yaml")))
     if {**saved, "out": None} != {**resolved_config(cfg), "out": None}:
         return None
     if (cfg.clap or cfg.laion_clap or cfg.clap_judge) and not (out / "embeddings.safetensors").is_file():
@@ -453,15 +454,14 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
             for method in sw.get("methods") or [sw["method"]]:
                 for student, lr in itertools.product(students, lrs):
                     bundle = {STUDENT_FIELD[method]: str(student)} if student and method in STUDENT_FIELD else {}
-                    if lr is not None:
-                        bundle["lr"] = lr
+                    step = {} if lr is None else {"lr": lr}
                     for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
                         m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
                         label = (f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
-                                 + (f" {Path(student).name}" if student and method in STUDENT_FIELD else "")
+                                 + (f" {Path(student).name}" if bundle else "")
                                  + (f" lr={lr:g}" if lr is not None else ""))
                         add("sweep", control, {"method": method, "steps": cfg.controls[control], "m": m,
-                                               "decode_steps": t, "gamma": gamma, **bundle}, label)
+                                               "decode_steps": t, "gamma": gamma, **bundle, **step}, label)
     if cfg.text and "text" not in skip:
         for label, method, k, tags in cfg.text["rows"]:
             k = cfg.text["steps"] if k is None else k

@@ -1,0 +1,88 @@
+"""DITTO vs DITTO-2 on the same test items, on this machine, paired item by item:
+`python results/bench-win-cpu-160/ditto_vs_ditto2.py intensity` after both cells exist:
+
+    ditto2 bench --config experiments/bench/win-tiny-ditto-160.yaml --only intensity           # -> ditto/
+    ditto2 bench --config experiments/bench/win-tiny-ctm-160.yaml --only intensity --out results/bench-win-cpu-160/ditto2
+
+Reads each cell's run folders (runNN/{items.json, embeddings.safetensors, summary.json}), checks that item i asked
+both methods for the same target, and writes ditto_vs_ditto2-<control>.md: the control metric's mean and median,
+how many items each method wins, the paired mean difference (bootstrap over items), both FADs against the bench's
+disjoint reference, the paired FAD difference (the same items drawn for both), and the time per item."""
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from ditto2.bench.ito import Bench, load_bench_config
+from ditto2.metrics.bootstrap import bootstrap_ci, fad_ci, fad_difference_ci
+from ditto2.metrics.fad import fad_against
+
+HERE = Path(__file__).parent
+METRICS = {"intensity": ("intensity_mse_db2", "dB²", -1), "melody": ("melody_accuracy_pct", "%", +1),
+           "structure": ("structure_mse", "", -1), "outpainting": ("outpainting_masked_mel_mse", "", -1),
+           "inpainting": ("inpainting_masked_mel_mse", "", -1)}
+
+
+def cell(folder: Path) -> dict:
+    """A cell's items, targets, pooled embeddings and seconds per item, in item order."""
+    runs = sorted(folder.glob("run[0-9][0-9]"))
+    if not runs or not all((r / "summary.json").is_file() for r in runs):
+        sys.exit(f"{folder}: not every run has finished (runNN/summary.json missing)")
+    summaries = [json.loads((r / "summary.json").read_text()) for r in runs]
+    items = [it for r in runs for it in json.loads((r / "items.json").read_text())]
+    seconds = sum(s["optimize_s"] + s["decode_s"] + s["vocode_s"] for s in summaries)
+    per_run = [(s["optimize_s"] + s["decode_s"] + s["vocode_s"]) / s["batch"] for s in summaries]
+    return {"items": items, "targets": [it["target"] for it in items], "per_run": per_run,
+            "emb": torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in runs]),
+            "s_per_item": seconds / len(items)}
+
+
+def main(control: str) -> None:
+    key, unit, better = METRICS[control]
+    ditto = cell(HERE / "ditto" / "runs" / f"controls-{control}-ditto")
+    fast = cell(HERE / "ditto2" / "runs" / f"controls-{control}-ditto2-ctm")
+    if ditto["targets"] != fast["targets"]:
+        sys.exit("the two cells did not ask for the same targets item by item: they cannot be paired")
+    a = np.array([it[key] for it in fast["items"]])  # DITTO-2
+    b = np.array([it[key] for it in ditto["items"]])  # DITTO
+    cfg = load_bench_config("experiments/bench/win-tiny-ditto-160.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(cfg, Path(tmp))
+        reference, floor = bench.reference["clap"], bench.floor.get("clap")
+    fad_a, fad_b = fad_against(reference, fast["emb"]), fad_against(reference, ditto["emb"])
+    ci_a, ci_b = fad_ci(reference, fast["emb"], n_boot=1000), fad_ci(reference, ditto["emb"], n_boot=1000)
+    d_lo, d_hi = fad_difference_ci(reference, fast["emb"], ditto["emb"], n_boot=1000)
+    m_lo, m_hi = bootstrap_ci(a - b, n_boot=10000)
+    wins = int(((a - b) * better > 0).sum())
+    fmt = lambda x: f"{x:.3g}"  # noqa: E731
+    lines = [
+        f"# {control}: DITTO vs DITTO-2 CTM on the same {len(a)} test items, 2 CPU cores", "",
+        f"`python results/bench-win-cpu-160/ditto_vs_ditto2.py {control}`. Items, targets and K = 70 as in "
+        f"`experiments/bench/win-tiny-*-160.yaml`; FAD against the {reference.shape[0]} held-out clips no run drew "
+        f"(floor {floor:.3f}); intervals: 95 % bootstrap (10000 resamples over items for the metric, 1000 for FAD; "
+        "paired: the same items drawn for both methods).", "",
+        "| | DITTO | DITTO-2 CTM (defaults) | DITTO-2 minus DITTO [95 % paired CI] |", "|---|---|---|---|",
+        f"| {key} mean ({'↓' if better < 0 else '↑'}) | {fmt(b.mean())} {unit} | {fmt(a.mean())} {unit} "
+        f"| {fmt(a.mean() - b.mean())} [{fmt(m_lo)}, {fmt(m_hi)}] |",
+        f"| median | {fmt(float(np.median(b)))} | {fmt(float(np.median(a)))} | |",
+        f"| items won | {len(a) - wins} | {wins} | (ties counted for DITTO) |",
+        f"| FAD (↓) | {fad_b:.3f} [{ci_b[0]:.3f}, {ci_b[1]:.3f}] | {fad_a:.3f} [{ci_a[0]:.3f}, {ci_a[1]:.3f}] "
+        f"| {fad_a - fad_b:+.3f} [{d_lo:+.3f}, {d_hi:+.3f}] |",
+        f"| seconds per item (runs of 32: min–max) | {ditto['s_per_item']:.1f} ({min(ditto['per_run']):.0f}–"
+        f"{max(ditto['per_run']):.0f}) | {fast['s_per_item']:.2f} ({min(fast['per_run']):.2f}–{max(fast['per_run']):.2f}) "
+        f"| {ditto['s_per_item'] / fast['s_per_item']:.0f}× faster |", "",
+        "DITTO's runs were made in different sessions on the same kind of 2-core machine (one run of 32 items each); "
+        "their spread is the machine's from day to day, not the method's.", ""]
+    out = HERE / f"ditto_vs_ditto2-{control}.md"
+    out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in METRICS:
+        sys.exit(f"usage: python {sys.argv[0]} {{{','.join(METRICS)}}}")
+    main(sys.argv[1])

@@ -200,6 +200,7 @@ def main(argv=None) -> int:
     p.add_argument("--table", nargs="*", default=["results/bench-win-cpu-160/steps/results.json",
                                                   "results/bench-win-cpu-160/students/results.json",
                                                   "results/bench-win-cpu-160/results.json",
+                                                  "results/bench-win-cpu-160/ditto/results.json",
                                                   "results/bench-gpu/results.json"],
                    help="committed `ditto2 bench` tables shown beside the demo's own numbers (first file with a value wins)")
     p.add_argument("--override", nargs="*", default=[], help="extra ITO config overrides, key=value")

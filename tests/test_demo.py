@@ -69,12 +69,10 @@ def test_demo_table_column_reads_the_committed_tables():
     with its chosen step sizes, DITTO-2 CTM beats DITTO's mean on every control there."""
     from pathlib import Path
 
-    from ditto2.demo import _table_values
+    from ditto2.demo import COMMITTED_TABLES, _table_values
 
     root = Path(__file__).resolve().parents[1]
-    tables = [root / "results/bench-win-cpu-160/steps/results.json", root / "results/bench-win-cpu-160/students/results.json",
-              root / "results/bench-win-cpu-160/results.json", root / "results/bench-win-cpu-160/ditto/results.json",
-              root / "results/bench-gpu/results.json"]
+    tables = [root / t for t in COMMITTED_TABLES]  # steps, students, first defaults, DITTO here, GPU table
     values = _table_values(tables)
     assert set(values) == {"intensity", "melody", "structure", "outpainting", "inpainting"}
     # each DITTO-2 number the page shows was made with the student (and, where the row says, the step) the control's

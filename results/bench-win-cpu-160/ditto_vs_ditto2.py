@@ -4,7 +4,7 @@
     ditto2 bench --config experiments/bench/win-tiny-ditto-160.yaml --only intensity           # -> ditto/
     ditto2 bench --config experiments/bench/win-tiny-ctm-160.yaml --only intensity --out results/bench-win-cpu-160/ditto2
 
-Reads each cell's run folders (runNN/{items.json, embeddings.safetensors, summary.json}), checks that item i asked
+Reads each cell's run folders (runNN/{summary.json, embeddings.safetensors}), checks that item i asked
 both methods for the same target, and writes ditto_vs_ditto2-<control>.md: the control metric's mean and median,
 how many items each method wins, the paired mean difference (bootstrap over items), both FADs against the bench's
 disjoint reference, the paired FAD difference (the same items drawn for both), and the time per item."""
@@ -33,10 +33,10 @@ def cell(folder: Path) -> dict:
     if not runs or not all((r / "summary.json").is_file() for r in runs):
         sys.exit(f"{folder}: not every run has finished (runNN/summary.json missing)")
     summaries = [json.loads((r / "summary.json").read_text()) for r in runs]
-    items = [it for r in runs for it in json.loads((r / "items.json").read_text())]
+    items = [it for s in summaries for it in s["items"]]
     seconds = sum(s["optimize_s"] + s["decode_s"] + s["vocode_s"] for s in summaries)
     per_run = [(s["optimize_s"] + s["decode_s"] + s["vocode_s"]) / s["batch"] for s in summaries]
-    return {"items": items, "targets": [it["target"] for it in items], "per_run": per_run,
+    return {"items": items, "targets": [t for s in summaries for t in s["targets"]], "per_run": per_run,
             "emb": torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in runs]),
             "s_per_item": seconds / len(items)}
 

@@ -143,6 +143,13 @@ def write_pages(rows: list[dict], out: Path, meta: dict) -> None:
     (out / "index.html").write_text("\n".join(body) + "</table></body></html>")
 
 
+# the committed large-n tables the page shows beside its own numbers, first file with a value wins: DITTO-2 with each
+# control's chosen step, student, then the first defaults; DITTO from this machine where its cell is done, else the GPU's
+COMMITTED_TABLES = ("results/bench-win-cpu-160/steps/results.json", "results/bench-win-cpu-160/students/results.json",
+                    "results/bench-win-cpu-160/results.json", "results/bench-win-cpu-160/ditto/results.json",
+                    "results/bench-gpu/results.json")
+
+
 def _table_values(paths: list[Path]) -> dict:
     """{control: (DITTO, DITTO-2 CTM, n)} from committed `ditto2 bench` results.json files (Table 1 rows): each
     value from the first file that has it (e.g. DITTO-2 with the defaults from the CPU table, DITTO from the GPU one)."""
@@ -197,11 +204,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--items", type=int, default=4, help="DITTO-2 generations per control (DITTO: the first one)")
     p.add_argument("--defaults", default="experiments/ito", help="per-control YAMLs holding DITTO-2's (M, T, γ, step)")
-    p.add_argument("--table", nargs="*", default=["results/bench-win-cpu-160/steps/results.json",
-                                                  "results/bench-win-cpu-160/students/results.json",
-                                                  "results/bench-win-cpu-160/results.json",
-                                                  "results/bench-win-cpu-160/ditto/results.json",
-                                                  "results/bench-gpu/results.json"],
+    p.add_argument("--table", nargs="*", default=list(COMMITTED_TABLES),
                    help="committed `ditto2 bench` tables shown beside the demo's own numbers (first file with a value wins)")
     p.add_argument("--override", nargs="*", default=[], help="extra ITO config overrides, key=value")
     p.add_argument("--shards-only", action="store_true", help="only build the held-out evaluation shards")

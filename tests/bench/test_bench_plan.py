@@ -100,3 +100,19 @@ def test_a_sweep_compares_step_sizes_cell_by_cell():
     cfg.sweep["lrs"] = [0.01, 0]
     with pytest.raises(ValueError, match="positive step sizes"):
         plan(cfg)
+
+
+def test_a_sweep_compares_teacher_refinements_cell_by_cell():
+    """A sweep entry's refine: every student cell once per σ (0 = the student's decode as is), σ in config and label."""
+    cfg = load_bench_config("experiments/bench/tables-tiny.yaml")
+    cfg.controls, cfg.methods, cfg.text, cfg.domains = {"intensity": 70}, [], None, None
+    cfg.sweep = {"controls": ["intensity"], "method": "ditto2-ctm", "mt": [[1, 1, 0.0]], "lrs": [0.02],
+                 "refine": [0, 0.5]}
+    cells = plan(cfg)
+    assert [c["changes"]["refine_sigma"] for c in cells] == [0.0, 0.5]
+    assert [c["label"] for c in cells] == ["ditto2-ctm M=1 T=1 γ=0.0 lr=0.02 refine=0",
+                                           "ditto2-ctm M=1 T=1 γ=0.0 lr=0.02 refine=0.5"]
+    assert make_config(controls=[{"name": "intensity"}], **cells[1]["changes"]).refine_sigma == 0.5
+    cfg.sweep["refine"] = [-1]
+    with pytest.raises(ValueError, match="refine"):
+        plan(cfg)

@@ -133,3 +133,36 @@ def test_cfg_denoiser_binds_arguments():
     x, tags = torch.randn(2, 4), torch.tensor([[1], [2]])
     torch.testing.assert_close(CFGDenoiser(den, tags, 2.0)(x, torch.tensor(0.3)),
                                guided_denoise(den, x, torch.tensor(0.3), tags, 2.0))
+
+
+def test_refine_sigmas_start_at_sigma_then_follow_the_grid_below_it():
+    from ditto2.diffusion.samplers import base_sigmas, refine_sigmas
+
+    g = base_sigmas(20, 0.002, 80.0)
+    r = refine_sigmas(0.3, g)
+    assert r[0] == pytest.approx(0.3) and r[-1] == 0.0
+    assert torch.equal(r[1:], g[g < 0.3]) and bool((r[:-1] > r[1:]).all())
+    for bad in (0.0, -1.0, 81.0):
+        with pytest.raises(ValueError, match="refine sigma"):
+            refine_sigmas(bad, g)
+
+
+def test_refine_renoises_to_sigma_and_the_denoiser_takes_it_home():
+    """With a denoiser that always answers c, Euler from x0 + σ·ε ends exactly at c (each step moves
+    (σ_next/σ) of the way); its first call sees x0 + σ·ε at σ, from the generator's ε."""
+    from ditto2.diffusion.samplers import base_sigmas, refine_guided, refine_sigmas
+
+    x0, c = torch.randn(2, 1, 4, 8, dtype=torch.float64), torch.randn(2, 1, 4, 8, dtype=torch.float64)
+    seen = []
+
+    def constant(x, sigma, tags, **_):
+        seen.append((x[: x.shape[0] // 2].clone(), float(sigma)))
+        return c.repeat(2, 1, 1, 1)
+
+    sigmas = refine_sigmas(0.5, base_sigmas(20, 0.002, 80.0).double())
+    out = refine_guided(constant, x0, torch.zeros(2, 3, dtype=torch.long), 2.0, sigmas,
+                        torch.Generator().manual_seed(7))
+    assert torch.allclose(out, c, atol=1e-12)
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(7), dtype=x0.dtype)
+    assert seen[0][1] == pytest.approx(0.5) and torch.allclose(seen[0][0], x0 + 0.5 * eps)
+    assert len(seen) == len(sigmas) - 1

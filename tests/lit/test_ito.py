@@ -365,3 +365,24 @@ def test_adam_betas_reach_both_engines_and_bad_pairs_fail_before_compute():
     assert load_config(None, ["adam_betas=[0.5,0.9]"]).adam_betas == [0.5, 0.9]
     with pytest.raises(ValueError, match="adam_betas"):
         load_config(None, ["adam_betas=[0.5,1.5]"])
+
+
+def test_refined_decode_is_the_students_decode_finished_by_the_teacher(synth_tiny, teacher_tiny, student_bundles,
+                                                                      tmp_path):
+    from ditto2.diffusion.samplers import base_sigmas, refine_guided
+
+    z = torch.randn(2, 1, 64, 256, generator=torch.Generator().manual_seed(3))
+    plain, _ = build_surrogate(config(synth_tiny, teacher_tiny, student_bundles, tmp_path, decode_steps=1), {})
+    refined, gen = build_surrogate(config(synth_tiny, teacher_tiny, student_bundles, tmp_path, decode_steps=1,
+                                          refine_sigma=0.4, base_steps=10), {})
+    assert plain.refiner is None and refined.refiner is gen.denoiser
+    x = plain.decode(z)
+    grid = base_sigmas(10, gen.denoiser.sigma_min, gen.denoiser.sigma_max)
+    assert refined.refine_grid[0] == pytest.approx(0.4) and len(refined.refine_grid) == int((grid < 0.4).sum()) + 1
+    expect = refine_guided(gen.denoiser, x, refined.tags.expand(2, -1), 2.0, refined.refine_grid,
+                           torch.Generator().manual_seed(refined.seed + 2000))
+    assert torch.allclose(refined.decode(z), expect) and not torch.allclose(expect, x, atol=1e-3)
+    # optimizing never touches the teacher: the refined surrogate's M-step map is the plain one's
+    assert torch.equal(refined.optimize_forward(z, 1), plain.optimize_forward(z, 1))
+    with pytest.raises(ValueError, match="refine_sigma"):
+        load_config(None, ["refine_sigma=-0.1"])

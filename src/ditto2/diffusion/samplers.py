@@ -83,3 +83,21 @@ def sample_guided(denoiser, noise: torch.Tensor, tags: torch.Tensor, w, sigmas: 
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
     sigmas = sigmas.to(noise)
     return SAMPLERS[sampler](CFGDenoiser(denoiser, tags, w), noise * sigmas[0], sigmas, checkpoint=checkpoint)
+
+
+def refine_sigmas(sigma: float, grid: torch.Tensor) -> torch.Tensor:
+    """The σ's of a refinement from ``sigma``: ``sigma`` itself, then the points of ``grid`` (a base grid
+    ending with 0, ``base_sigmas``) strictly below it: the tail of the base model's own sampler."""
+    if not 0.0 < sigma <= float(grid[0]):
+        raise ValueError(f"refine sigma must be in (0, {float(grid[0]):g}], got {sigma}")
+    return torch.cat([grid.new_tensor([sigma]), grid[grid < sigma]])
+
+
+def refine_guided(denoiser, x0: torch.Tensor, tags: torch.Tensor, w, sigmas: torch.Tensor,
+                  generator=None, sampler: str = "euler") -> torch.Tensor:
+    """SDEdit-style refinement of a sample x0 by the base model: renoise it to σ = ``sigmas[0]``
+    (x0 + σ·ε), then run the guided sampler down ``sigmas`` (``refine_sigmas``) to 0. A small σ keeps
+    what x0 says at coarse scale (its level, its melody) and lets the base model redo the fine detail."""
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    sigmas = sigmas.to(x0)
+    return SAMPLERS[sampler](CFGDenoiser(denoiser, tags, w), x0 + sigmas[0] * eps, sigmas)

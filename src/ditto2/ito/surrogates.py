@@ -13,7 +13,7 @@ from torch import nn
 
 from ditto2.diffusion.consistency import CMStudent, CTMStudent, decode_sigmas
 from ditto2.diffusion.edm import karras_sigmas
-from ditto2.diffusion.samplers import SAMPLERS, base_sigmas, sample_guided
+from ditto2.diffusion.samplers import SAMPLERS, base_sigmas, refine_guided, refine_sigmas, sample_guided
 
 ADAPTIVE = "1:0.5,2:0.375,4"  # paper §5.3: M=1 for ⌊K/2⌋ steps, M=2 for ⌊3K/8⌋, M=4 for the rest
 
@@ -80,11 +80,15 @@ class StudentSurrogate(Surrogate):
     """DITTO-2. The CFG scale w is an input of the student: one call per step instead of two.
 
     Optimization samples deterministically (γ=0 for CTM; fixed renoising noise for CM M>1) so
-    the objective does not change between steps; decoding uses γ-sampling / CM multistep.
+    the objective does not change between steps; decoding uses γ-sampling / CM multistep. With a
+    ``refiner`` (the base model's denoiser) and ``refine_sigma`` > 0, the decode is then renoised to
+    that σ and finished by the base model's own guided sampler (``refine_guided``, the tail of its
+    ``base_steps`` grid): the student's coarse result, the base model's fine detail.
     """
 
     def __init__(self, student: nn.Module, tags: torch.Tensor, w: float = 2.0, decode_steps: int = 2,
-                 gamma: float = 0.2, grid_steps: int = 20, seed: int = 0):
+                 gamma: float = 0.2, grid_steps: int = 20, seed: int = 0, refiner: Optional[nn.Module] = None,
+                 refine_sigma: float = 0.0, base_steps: int = 20):
         super().__init__()
         if not isinstance(student, (CMStudent, CTMStudent)):
             raise TypeError(f"a student surrogate needs a CMStudent or CTMStudent, got {type(student).__name__}")
@@ -96,6 +100,13 @@ class StudentSurrogate(Surrogate):
         self.sigma_max = p.sigma_max
         self.register_buffer("grid", karras_sigmas(grid_steps, p.sigma_min, p.sigma_max), persistent=False)
         decode_sigmas(decode_steps, self.grid)  # validates T before any compute
+        self.refine_sigma = float(refine_sigma)
+        self.refiner = refiner.requires_grad_(False) if refiner is not None and self.refine_sigma > 0 else None
+        if self.refine_sigma > 0:
+            if refiner is None:
+                raise ValueError("refine_sigma > 0 needs the base model (refiner) to finish the decode")
+            grid = base_sigmas(base_steps, refiner.sigma_min, refiner.sigma_max)
+            self.register_buffer("refine_grid", refine_sigmas(self.refine_sigma, grid), persistent=False)
 
     def _run(self, z, steps: int, gamma: float, seed: Optional[int]):
         sigmas = decode_sigmas(steps, self.grid)
@@ -108,7 +119,12 @@ class StudentSurrogate(Surrogate):
 
     @torch.no_grad()
     def decode(self, z):
-        return self._run(z, self.decode_steps, self.gamma, self.seed)
+        x = self._run(z, self.decode_steps, self.gamma, self.seed)
+        if self.refiner is None:
+            return x
+        gen = torch.Generator(device=z.device).manual_seed(self.seed + 2000)
+        tags = self.tags.expand(z.shape[0], -1) if self.tags.shape[0] == 1 else self.tags
+        return refine_guided(self.refiner, x, tags, self.w, self.refine_grid, gen)
 
     def evals_per_step(self, m):
         return 3.0 * m  # forward + backward ≈ 3 forwards, one call per step (distilled CFG)

@@ -75,6 +75,9 @@ class ITOConfig:
     decode_steps: int = 2  # T for students; the DITTO baseline always uses base_steps
     base_steps: int = 20
     gamma: float = 0.2
+    # students only: renoise the T-step decode to this σ and let the base model finish it with its own guided sampler
+    # (the tail of its base_steps grid; SDEdit-style, ``diffusion.samplers.refine_guided``); 0 = the student's decode as is
+    refine_sigma: float = 0.0
     batch: int = 4
     seed: int = 0
     prior_weight: float = 0.0
@@ -178,6 +181,8 @@ def check_config(cfg: ITOConfig) -> ITOConfig:
         raise ValueError(f"defaults_by_method has unknown methods {sorted(unknown)}; known: {METHODS}")
     if cfg.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", str(cfg.device)):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    if cfg.refine_sigma < 0:
+        raise ValueError(f"refine_sigma must be >= 0 (0 = no refinement), got {cfg.refine_sigma}")
     if cfg.lr_decay not in LR_DECAYS:
         raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {cfg.lr_decay!r}")
     check_betas(cfg.adam_betas)
@@ -290,7 +295,9 @@ def build_surrogate(cfg: ITOConfig, tags_spec, clips: Optional[list] = None, gen
     student, meta = cache[path]
     if meta["data"]["mel"] != gen.meta["data"]["mel"]:
         raise ValueError("student and teacher bundles have different mel configs")
-    return StudentSurrogate(student, tags, cfg.w, cfg.decode_steps, cfg.gamma, meta.get("grid_steps", 20), cfg.seed), gen
+    return StudentSurrogate(student, tags, cfg.w, cfg.decode_steps, cfg.gamma, meta.get("grid_steps", 20), cfg.seed,
+                            refiner=gen.denoiser if cfg.refine_sigma > 0 else None, refine_sigma=cfg.refine_sigma,
+                            base_steps=cfg.base_steps), gen
 
 
 def check_shards_match(shards: str, gen, teacher: str) -> None:

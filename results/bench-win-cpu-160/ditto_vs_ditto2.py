@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from ditto2.bench.ito import Bench, load_bench_config
 from ditto2.metrics.bootstrap import bootstrap_ci, fad_ci, fad_difference_ci
-from ditto2.metrics.fad import fad_against
+from ditto2.metrics.fad import fad_against, gaussian_stats
 
 HERE = Path(__file__).parent
 METRICS = {"intensity": ("intensity_mse_db2", "dB²", -1), "melody": ("melody_accuracy_pct", "%", +1),
@@ -39,6 +39,13 @@ def cell(folder: Path) -> dict:
     return {"items": items, "targets": [t for s in summaries for t in s["targets"]], "per_run": per_run,
             "emb": torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in runs]),
             "s_per_item": seconds / len(items)}
+
+
+def mean_term(reference: torch.Tensor, emb: torch.Tensor) -> float:
+    """FAD's ‖μ − μ_ref‖² part: how far the set's mean embedding sits from the reference's (the rest of FAD compares
+    the covariances: spread and shape)."""
+    d = gaussian_stats(emb)[0] - gaussian_stats(reference)[0]
+    return float(d @ d)
 
 
 def main(control: str) -> None:
@@ -72,6 +79,11 @@ def main(control: str) -> None:
         f"| items won | {len(a) - wins} | {wins} | (ties counted for DITTO) |",
         f"| FAD (↓) | {fad_b:.3f} [{ci_b[0]:.3f}, {ci_b[1]:.3f}] | {fad_a:.3f} [{ci_a[0]:.3f}, {ci_a[1]:.3f}] "
         f"| {fad_a - fad_b:+.3f} [{d_lo:+.3f}, {d_hi:+.3f}] |",
+        f"| FAD's mean term ‖μ − μ_ref‖² | {mean_term(reference, ditto['emb']):.3f} | {mean_term(reference, fast['emb']):.3f} "
+        f"| {mean_term(reference, fast['emb']) - mean_term(reference, ditto['emb']):+.3f} |",
+        f"| FAD's covariance term (the rest) | {fad_b - mean_term(reference, ditto['emb']):.3f} "
+        f"| {fad_a - mean_term(reference, fast['emb']):.3f} "
+        f"| {(fad_a - mean_term(reference, fast['emb'])) - (fad_b - mean_term(reference, ditto['emb'])):+.3f} |",
         f"| seconds per item (runs of 32: min–max) | {ditto['s_per_item']:.1f} ({min(ditto['per_run']):.0f}–"
         f"{max(ditto['per_run']):.0f}) | {fast['s_per_item']:.2f} ({min(fast['per_run']):.2f}–{max(fast['per_run']):.2f}) "
         f"| {ditto['s_per_item'] / fast['s_per_item']:.0f}× faster |", "",

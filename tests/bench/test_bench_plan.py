@@ -116,3 +116,15 @@ def test_a_sweep_compares_teacher_refinements_cell_by_cell():
     cfg.sweep["refine"] = [-1]
     with pytest.raises(ValueError, match="refine"):
         plan(cfg)
+
+
+def test_a_sweep_compares_envelope_priors_cell_by_cell():
+    """A sweep entry's envelope: every cell once per weight (0 = off), the weight in config and label."""
+    cfg = load_bench_config("experiments/bench/envelope-tiny.yaml")
+    cells = plan(cfg)
+    assert [c["changes"]["envelope_weight"] for c in cells] == [0.0, 30.0, 100.0, 300.0]
+    assert cells[2]["label"] == "ditto2-ctm M=1 T=1 γ=0.0 ctm-decode lr=0.02 envelope=100"
+    assert make_config(controls=[{"name": "intensity"}], **cells[2]["changes"]).envelope_weight == 100.0
+    cfg.sweep[0]["envelope"] = [-1]
+    with pytest.raises(ValueError, match="envelope weights"):
+        plan(cfg)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ditto2.bench.defaults import check, pick
+from ditto2.bench.defaults import as_settings, check, pick
 from ditto2.ito.surrogates import parse_m
 from ditto2.runs.ito import decode_defaults, load_config
 
@@ -34,8 +34,6 @@ def test_pick_uses_the_metric_direction_and_breaks_ties_by_speed():
 def test_pick_bounds_a_schedule_by_its_mean_m():
     """A schedule's cost is its mean M: '1:0.8,2' (1.2) passes a bound of 1.25, the adaptive one (1.75) does not;
     the winner's settings carry the schedule string (ints stay ints)."""
-    from ditto2.bench.defaults import as_settings
-
     rows = [_row("melody", "ditto2-ctm", 1, 1, 0.0, "melody_accuracy_pct", 60.0),
             _row("melody", "ditto2-ctm", "1:0.8,2", 2, 0.0, "melody_accuracy_pct", 70.0),
             _row("melody", "ditto2-ctm", "adaptive", 4, 0.0, "melody_accuracy_pct", 80.0)]
@@ -109,8 +107,6 @@ def test_every_ito_and_bench_yaml_resolves():
 def test_pick_by_fad_takes_the_lowest_fad_among_cells_not_measurably_worse():
     """Control first: a cell whose interval overlaps the best cell's competes on FAD; a clearly worse one never
     does, however good its FAD; a cell without FAD is out. The winner names its student."""
-    from ditto2.bench.defaults import as_settings
-
     def row(student, value, ci, fad, metric="intensity_mse_db2", control="intensity"):
         return {**_row(control, "ditto2-ctm", 1, 1, 0.0, metric, value), "value_ci95": ci, "fad": fad,
                 "student": student}
@@ -158,3 +154,15 @@ def test_a_saved_run_config_reloads_to_the_values_the_run_used(tmp_path):
     assert cfg.lr == 0.04 and cfg.defaults_by_method["ditto2-ctm"]["lr"] == 0.02
     save_config(cfg, tmp_path / "config.yaml")
     assert load_config(str(tmp_path / "config.yaml")).lr == 0.04
+
+
+def test_check_compares_the_envelope_prior_a_winner_ran_with(tmp_path):
+    (tmp_path / "intensity.yaml").write_text("m: 1\ndecode_steps: 1\ngamma: 0.0\n")
+    winner = {**_row("intensity", "ditto2-ctm", 1, 1, 0.0, "intensity_mse_db2", 0.2), "envelope_weight": 100.0}
+    assert as_settings(winner)["envelope_weight"] == 100.0
+    assert check({"intensity": {"ditto2-ctm": winner}}, tmp_path) == [
+        f"{tmp_path / 'intensity.yaml'} gives ditto2-ctm {{'m': 1, 'decode_steps': 1, 'gamma': 0.0, 'envelope_weight': "
+        f"0.0}}, the sweep chose {{'m': 1, 'decode_steps': 1, 'gamma': 0.0, 'envelope_weight': 100.0}}"]
+    (tmp_path / "intensity.yaml").write_text("m: 1\ndecode_steps: 1\ngamma: 0.0\nenvelope_weight: 100\n")
+    assert check({"intensity": {"ditto2-ctm": winner}}, tmp_path) == []
+    assert "envelope_weight" not in as_settings({**winner, "envelope_weight": None})

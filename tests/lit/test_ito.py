@@ -386,3 +386,51 @@ def test_refined_decode_is_the_students_decode_finished_by_the_teacher(synth_tin
     assert torch.equal(refined.optimize_forward(z, 1), plain.optimize_forward(z, 1))
     with pytest.raises(ValueError, match="refine_sigma"):
         load_config(None, ["refine_sigma=-0.1"])
+
+
+def test_envelope_change_ignores_a_level_and_measures_a_tilt():
+    """envelope_change: 0 for a level added to every bin; for a tilt a·f over F bins, the variance of a·f over f
+    (a²(F²−1)/12), whatever the time course; per item."""
+    from ditto2.ito.optimize import envelope, envelope_change
+
+    x = torch.randn(3, 1, 8, 16, generator=torch.Generator().manual_seed(0))
+    start = envelope(x)
+    assert envelope_change(x, start).abs().max() < 1e-12
+    assert envelope_change(x + torch.tensor([-3.0, 0.5, 7.0]).view(3, 1, 1, 1), start).abs().max() < 1e-10
+    a = torch.tensor([0.1, 0.0, -0.4])
+    tilted = x + a.view(3, 1, 1, 1) * torch.arange(8.0).view(1, 1, 8, 1) + torch.randn(3, 1, 1, 16)  # + a time course
+    assert torch.allclose(envelope_change(tilted, start), a.pow(2) * (8**2 - 1) / 12, atol=1e-5)
+
+
+def test_envelope_prior_moves_every_bin_and_both_engines_take_the_same_steps():
+    """A control that asks only bin 0 to get louder. Without the envelope prior only bin 0 moves (a new timbre); with it
+    the other bins follow (a level), step 0's loss is the control's alone (the start envelope is z0's), and the loop and
+    the Lightning module take the same steps; the prior without its start envelope is refused."""
+    import pytorch_lightning as pl
+
+    from ditto2.ito.optimize import envelope, initial_noise, objective, optimize_noise
+    from ditto2.ito.surrogates import Surrogate
+
+    class Identity(Surrogate):
+        def optimize_forward(self, z, m):
+            return z
+
+        def decode(self, z):
+            return z
+
+    loss = lambda mel: (mel[:, 0, 0].mean(-1) - 2.0).pow(2)  # noqa: E731
+    z0 = initial_noise((2, 1, 6, 8), 0)
+    plain = optimize_noise(Identity(), loss, z0, m_schedule(20, 1), lr=0.05)
+    kept = optimize_noise(Identity(), loss, z0, m_schedule(20, 1), lr=0.05, envelope_weight=10.0)
+    rise = lambda run: (envelope(run.z.detach()) - envelope(z0))  # noqa: E731
+    assert rise(plain)[:, 1:].abs().max() < 1e-6 and rise(plain)[:, 0].min() > 0.5
+    assert rise(kept)[:, 1:].min() > 0.1
+    assert kept.history[0] == pytest.approx(loss(z0).tolist())
+    module = ITOModule(Identity(), loss, (2, 1, 6, 8), steps=20, m=1, lr=0.05, envelope_weight=10.0)
+    pl.Trainer(max_steps=20, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module)
+    assert torch.allclose(module.z.detach(), kept.z.detach(), atol=1e-5)
+    with pytest.raises(ValueError, match="start envelope"):
+        objective(Identity(), loss, z0, 1, envelope_weight=1.0)
+    with pytest.raises(ValueError, match="envelope_weight"):
+        load_config(None, ["envelope_weight=-1"])

@@ -78,8 +78,9 @@ def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None, by
 
 
 def as_settings(row: dict, with_lr: bool = False) -> dict:
-    """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, and with
-    ``with_lr`` its Adam step size (a sweep that compared steps: ``lrs:``)."""
+    """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, its
+    envelope prior where it ran with one, and with ``with_lr`` its Adam step size (a sweep that compared steps:
+    ``lrs:``)."""
     from ditto2.runs.ito import STUDENT_FIELD
 
     m = _spec(row["M"])
@@ -88,6 +89,8 @@ def as_settings(row: dict, with_lr: bool = False) -> dict:
         out[STUDENT_FIELD[row["method"]]] = row["student"]
     if with_lr and row.get("lr") is not None:
         out["lr"] = float(row["lr"])
+    if row.get("envelope_weight"):  # a sweep's envelope prior (a row without one ran without it)
+        out["envelope_weight"] = float(row["envelope_weight"])
     return out
 
 

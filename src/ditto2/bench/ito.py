@@ -173,7 +173,7 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
     first = summaries[0]
     total = {k: sum(s[k] for s in summaries) for k in ("optimize_s", "decode_s", "vocode_s")}
     cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "gamma", "tags", "device")}
-    cell.update({k: first[k] for k in ("refine_sigma",) if k in first})
+    cell.update({k: first[k] for k in ("refine_sigma", "envelope_weight") if k in first})
     cell.update({
         "audio_seconds": first["audio_seconds_per_item"], "n": n, "batch": batch, "runs": len(summaries),
         "seconds_per_item": round(sum(total.values()) / n, 4),
@@ -445,10 +445,11 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
         # students: student bundles to compare (each cell once per bundle, for the entry's student methods);
         # lrs: Adam step sizes to compare (each cell once per step; else the table's step size)
         # refine: σ's of the teacher's finish of a student's decode (ITOConfig.refine_sigma; 0 = none), each cell once per σ
-        unknown = set(sw) - {"control", "controls", "method", "methods", "mt", "students", "lrs", "refine"}
+        # envelope: weights of the envelope prior (ITOConfig.envelope_weight; 0 = off), each cell once per weight
+        unknown = set(sw) - {"control", "controls", "method", "methods", "mt", "students", "lrs", "refine", "envelope"}
         if unknown:
             raise ValueError(f"sweep entry: unknown keys {sorted(unknown)}; "
-                             "known: control(s), method(s), mt, students, lrs, refine")
+                             "known: control(s), method(s), mt, students, lrs, refine, envelope")
         students = list(sw.get("students") or [None])
         lrs = [float(lr) for lr in sw.get("lrs") or []] or [None]
         if any(lr is not None and not lr > 0 for lr in lrs):
@@ -456,18 +457,23 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
         refines = [float(r) for r in sw.get("refine") or []] or [None]
         if any(r is not None and r < 0 for r in refines):
             raise ValueError(f"sweep entry: refine σ's must be >= 0 (0 = no refinement), got {sw['refine']}")
+        envelopes = [float(e) for e in sw.get("envelope") or []] or [None]
+        if any(e is not None and e < 0 for e in envelopes):
+            raise ValueError(f"sweep entry: envelope weights must be >= 0 (0 = off), got {sw['envelope']}")
         for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
             for method in sw.get("methods") or [sw["method"]]:
-                for student, lr, refine in itertools.product(students, lrs, refines):
+                for student, lr, refine, env in itertools.product(students, lrs, refines, envelopes):
                     bundle = {STUDENT_FIELD[method]: str(student)} if student and method in STUDENT_FIELD else {}
                     step = {} if lr is None else {"lr": lr}
                     step.update({} if refine is None or method == "ditto" else {"refine_sigma": refine})
+                    step.update({} if env is None else {"envelope_weight": env})
                     for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
                         m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
                         label = (f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
                                  + (f" {Path(student).name}" if bundle else "")
                                  + (f" lr={lr:g}" if lr is not None else "")
-                                 + (f" refine={refine:g}" if "refine_sigma" in step else ""))
+                                 + (f" refine={refine:g}" if "refine_sigma" in step else "")
+                                 + (f" envelope={env:g}" if env is not None else ""))
                         add("sweep", control, {"method": method, "steps": cfg.controls[control], "m": m,
                                                "decode_steps": t, "gamma": gamma, **bundle, **step}, label)
     if cfg.text and "text" not in skip:

@@ -18,14 +18,42 @@ from torch import nn
 from ditto2.ito.surrogates import Surrogate
 
 
+def envelope(mel: torch.Tensor) -> torch.Tensor:
+    """(B, 1, F, T) normalized log-mel -> (B, F): each bin's mean over time, the spectral envelope of an item."""
+    return mel.mean(dim=(1, 3))
+
+
+def envelope_change(mel: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """Per-item (B,) change of the spectral envelope against ``start`` (B, F), up to one offset for all bins: the
+    variance over bins of envelope(mel) − start. 0 when every bin got louder or quieter by the same amount (log-mel), so
+    a level may move freely; positive when the balance of low and high bins (the timbre) moved."""
+    d = envelope(mel) - start
+    return (d - d.mean(dim=1, keepdim=True)).pow(2).mean(dim=1)
+
+
 def objective(surrogate: Surrogate, control: nn.Module, z: torch.Tensor, m: int,
-              prior_weight: float = 0.0) -> torch.Tensor:
-    """Per-item loss (B,): the control loss of the surrogate's M-step output, plus an optional prior
-    that keeps z near the Gaussian shell (‖z‖²/d ≈ 1), where the models were trained."""
-    per_item = control(surrogate.optimize_forward(z, m))
+              prior_weight: float = 0.0, envelope_weight: float = 0.0,
+              start_envelope: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-item loss (B,): the control loss of the surrogate's M-step output, plus two optional priors: one that
+    keeps z near the Gaussian shell (‖z‖²/d ≈ 1), where the models were trained, and one that keeps the output's
+    spectral envelope up to a level (``envelope_change`` against ``start_envelope``, that of the surrogate's output
+    of the initial noise: ``start_envelope_of``)."""
+    mel = surrogate.optimize_forward(z, m)
+    per_item = control(mel)
     if prior_weight > 0:
         per_item = per_item + prior_weight * (z.pow(2).flatten(1).mean(1) - 1).pow(2)
+    if envelope_weight > 0:
+        if start_envelope is None:
+            raise ValueError("envelope_weight > 0 needs the start envelope (start_envelope_of the initial noise)")
+        per_item = per_item + envelope_weight * envelope_change(mel, start_envelope)
     return per_item
+
+
+@torch.no_grad()
+def start_envelope_of(surrogate: Surrogate, z0: torch.Tensor, m: int, envelope_weight: float) -> Optional[torch.Tensor]:
+    """The envelope of the surrogate's M-step output of the initial noise (what the envelope prior keeps); None when the
+    prior is off, so runs without it cost no extra forward pass."""
+    return envelope(surrogate.optimize_forward(z0, m)) if envelope_weight > 0 else None
 
 
 @dataclass
@@ -83,22 +111,24 @@ def step_sizes(lr: float, k: int, decay: str = "constant") -> list[float]:
 def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, schedule: list[int],
                    lr: float = 5e-3, prior_weight: float = 0.0, gradient_clip: Optional[float] = None,
                    on_step: Optional[Callable[[int, torch.Tensor], None]] = None,
-                   lr_decay: str = "constant", betas=ADAM_BETAS) -> NoiseRun:
+                   lr_decay: str = "constant", betas=ADAM_BETAS, envelope_weight: float = 0.0) -> NoiseRun:
     """Adam on z for ``len(schedule)`` steps, step k differentiating through ``schedule[k]`` surrogate
     steps (``m_schedule``), with step size ``step_sizes(lr, K, lr_decay)[k]``. Items are independent: the
     summed loss gives each its own gradient. ``on_step(k, per_item_loss)`` is called after every step
     (logging, progress; it may raise to stop the run). ``betas``: Adam's (β1, β2); for a handful of steps a short
-    memory, e.g. (0.5, 0.9), follows the gradient sooner than the defaults (``bench/interactive``)."""
+    memory, e.g. (0.5, 0.9), follows the gradient sooner than the defaults (``bench/interactive``).
+    ``envelope_weight``: the envelope prior's weight (``objective``); its start envelope is read once from z0."""
     surrogate.eval()
     z = nn.Parameter(z0.detach().clone())
     run = NoiseRun(surrogate, z)
     opt = torch.optim.Adam([z], lr=lr, betas=check_betas(betas))
     sizes = step_sizes(lr, len(schedule), lr_decay)
     t0 = time.perf_counter()
+    start = start_envelope_of(surrogate, z, schedule[0], envelope_weight) if schedule else None
     for k, m in enumerate(schedule):
         opt.param_groups[0]["lr"] = sizes[k]
         opt.zero_grad(set_to_none=True)
-        per_item = objective(surrogate, control, z, m, prior_weight)
+        per_item = objective(surrogate, control, z, m, prior_weight, envelope_weight, start)
         run.history.append(per_item.detach().cpu().tolist())  # also synchronizes the device
         per_item.sum().backward()
         if gradient_clip:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ditto2.ito.optimize import ADAM_BETAS, check_betas, initial_noise, objective, step_sizes, timed_decode
+from ditto2.ito.optimize import ADAM_BETAS, check_betas, initial_noise, objective, start_envelope_of, step_sizes, timed_decode
 from ditto2.ito.surrogates import Surrogate, m_schedule
 
 
@@ -21,10 +21,11 @@ class ITOModule(pl.LightningModule):
     def __init__(self, surrogate: Surrogate, control: nn.Module, noise_shape: tuple, steps: int = 70,
                  m=1, lr: float = 5e-3, prior_weight: float = 0.0, seed: int = 0,
                  init_noise: Optional[torch.Tensor] = None, lr_decay: str = "constant",
-                 betas=ADAM_BETAS):
+                 betas=ADAM_BETAS, envelope_weight: float = 0.0):
         super().__init__()
         self.surrogate, self.control = surrogate.eval(), control
-        self.k, self.lr, self.prior_weight = steps, lr, prior_weight
+        self.k, self.lr, self.prior_weight, self.envelope_weight = steps, lr, prior_weight, envelope_weight
+        self.start_envelope: Optional[torch.Tensor] = None  # read from the initial noise when training starts
         self.schedule = m_schedule(steps, m)
         self.sizes = step_sizes(lr, steps, lr_decay)  # Adam's step size at each step (optimize_noise's)
         self.betas = check_betas(betas)
@@ -48,13 +49,15 @@ class ITOModule(pl.LightningModule):
         self.trainer.optimizers[0].param_groups[0]["lr"] = self.sizes[self.global_step]
 
     def training_step(self, step, batch_idx):
-        per_item = objective(self.surrogate, self.control, self.z, self.schedule[self.global_step], self.prior_weight)
+        per_item = objective(self.surrogate, self.control, self.z, self.schedule[self.global_step], self.prior_weight,
+                             self.envelope_weight, self.start_envelope)
         self.history.append(per_item.detach().cpu().tolist())
         self.log("ito/loss", per_item.mean(), prog_bar=True, batch_size=per_item.shape[0])
         return per_item.sum()  # items are independent: the sum gives each its own gradient
 
     def on_train_start(self) -> None:
         self._t0 = time.perf_counter()
+        self.start_envelope = start_envelope_of(self.surrogate, self.z, self.schedule[0], self.envelope_weight)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         # after the optimizer step; the per-item loss read in training_step has synchronized the device

@@ -90,7 +90,8 @@ def continue_recording(cfg: ITOConfig, path: str, seconds: float, out: str | Pat
     for k in range(n_windows):
         composite = CompositeControl([(control, control.build_target(ref), 1.0)], batch_size=1).to(device)
         run = optimize_noise(surrogate, composite, initial_noise(shape, cfg.seed + k).to(device),
-                             m_schedule(cfg.steps, cfg.m), cfg.lr, cfg.prior_weight, cfg.gradient_clip)
+                             m_schedule(cfg.steps, cfg.m), cfg.lr, cfg.prior_weight, cfg.gradient_clip,
+                             envelope_weight=cfg.envelope_weight)
         ref = run.decode()
         with torch.no_grad():
             piece = vocoder(ref)[0].cpu().numpy()

@@ -1,0 +1,42 @@
+"""FAD of each envelope cell split into its two terms, against the bench's validation reference.
+
+Run from the repository root: `python results/bench-envelope/fad_terms.py` (re-embeds the 250 reference clips, ~2 min
+on 2 cores; needs the cells' runs/ folders, which are not committed). Prints, per cell: FAD, its mean term
+‖μ − μ_ref‖², the rest (the covariance term) and the embeddings' total variance (their spread) beside the reference's."""
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from ditto2.bench.ito import Bench, load_bench_config
+from ditto2.metrics.fad import fad_against, gaussian_stats
+
+HERE = Path(__file__).parent
+
+
+def embeddings(cell: Path) -> torch.Tensor:
+    runs = sorted(cell.glob("run[0-9][0-9]"))
+    if not runs or not all((r / "embeddings.safetensors").is_file() for r in runs):
+        sys.exit(f"{cell}: not every run has its embeddings.safetensors")
+    return torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in runs])
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Bench(load_bench_config("experiments/bench/envelope-tiny.yaml"), Path(tmp)).reference["clap"]
+    mu_ref = gaussian_stats(reference)[0]
+    print(f"reference: {reference.shape[0]} clips, total variance {float(reference.var(0).sum()):.3f}")
+    cells = sorted((HERE / "runs").iterdir(), key=lambda p: float(p.name.rsplit("envelope", 1)[1]))
+    for cell in cells:
+        emb = embeddings(cell)
+        fad = fad_against(reference, emb)
+        d = gaussian_stats(emb)[0] - mu_ref
+        mean = float(d @ d)
+        print(f"λ = {cell.name.rsplit('envelope', 1)[1]:>4}: FAD {fad:.3f} = mean term {mean:.3f} + covariance term "
+              f"{fad - mean:.3f}; total variance {float(emb.var(0).sum()):.3f}")
+
+
+if __name__ == "__main__":
+    main()

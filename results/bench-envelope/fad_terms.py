@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from ditto2.bench.ito import Bench, load_bench_config
-from ditto2.metrics.fad import fad_against, gaussian_stats
+from ditto2.metrics.fad import fad_terms
 
 HERE = Path(__file__).parent
 
@@ -26,16 +26,13 @@ def embeddings(cell: Path) -> torch.Tensor:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         reference = Bench(load_bench_config("experiments/bench/envelope-tiny.yaml"), Path(tmp)).reference["clap"]
-    mu_ref = gaussian_stats(reference)[0]
     print(f"reference: {reference.shape[0]} clips, total variance {float(reference.var(0).sum()):.3f}")
     cells = sorted((HERE / "runs").iterdir(), key=lambda p: float(p.name.rsplit("envelope", 1)[1]))
     for cell in cells:
         emb = embeddings(cell)
-        fad = fad_against(reference, emb)
-        d = gaussian_stats(emb)[0] - mu_ref
-        mean = float(d @ d)
-        print(f"λ = {cell.name.rsplit('envelope', 1)[1]:>4}: FAD {fad:.3f} = mean term {mean:.3f} + covariance term "
-              f"{fad - mean:.3f}; total variance {float(emb.var(0).sum()):.3f}")
+        mean, cov = fad_terms(reference, emb)
+        print(f"λ = {cell.name.rsplit('envelope', 1)[1]:>4}: FAD {mean + cov:.3f} = mean term {mean:.3f} + covariance "
+              f"term {cov:.3f}; total variance {float(emb.var(0).sum()):.3f}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from ditto2.bench.ito import Bench, load_bench_config
 from ditto2.metrics.bootstrap import bootstrap_ci, fad_ci, fad_difference_ci
-from ditto2.metrics.fad import fad_against, gaussian_stats
+from ditto2.metrics.fad import fad_against, fad_terms
 
 HERE = Path(__file__).parent
 METRICS = {"intensity": ("intensity_mse_db2", "dB²", -1), "melody": ("melody_accuracy_pct", "%", +1),
@@ -41,13 +41,6 @@ def cell(folder: Path) -> dict:
             "s_per_item": seconds / len(items)}
 
 
-def mean_term(reference: torch.Tensor, emb: torch.Tensor) -> float:
-    """FAD's ‖μ − μ_ref‖² part: how far the set's mean embedding sits from the reference's (the rest of FAD compares
-    the covariances: spread and shape)."""
-    d = gaussian_stats(emb)[0] - gaussian_stats(reference)[0]
-    return float(d @ d)
-
-
 def main(control: str) -> None:
     key, unit, better = METRICS[control]
     ditto = cell(HERE / "ditto" / "runs" / f"controls-{control}-ditto")
@@ -63,6 +56,7 @@ def main(control: str) -> None:
     fad_a, fad_b = fad_against(reference, fast["emb"]), fad_against(reference, ditto["emb"])
     ci_a, ci_b = fad_ci(reference, fast["emb"], n_boot=1000), fad_ci(reference, ditto["emb"], n_boot=1000)
     d_lo, d_hi = fad_difference_ci(reference, fast["emb"], ditto["emb"], n_boot=1000)
+    (mean_a, cov_a), (mean_b, cov_b) = fad_terms(reference, fast["emb"]), fad_terms(reference, ditto["emb"])
     m_lo, m_hi = bootstrap_ci(a - b, n_boot=10000)
     wins = int(((a - b) * better > 0).sum())
     fmt = lambda x: f"{x:.3g}"  # noqa: E731
@@ -79,11 +73,8 @@ def main(control: str) -> None:
         f"| items won | {len(a) - wins} | {wins} | (ties counted for DITTO) |",
         f"| FAD (↓) | {fad_b:.3f} [{ci_b[0]:.3f}, {ci_b[1]:.3f}] | {fad_a:.3f} [{ci_a[0]:.3f}, {ci_a[1]:.3f}] "
         f"| {fad_a - fad_b:+.3f} [{d_lo:+.3f}, {d_hi:+.3f}] |",
-        f"| FAD's mean term ‖μ − μ_ref‖² | {mean_term(reference, ditto['emb']):.3f} | {mean_term(reference, fast['emb']):.3f} "
-        f"| {mean_term(reference, fast['emb']) - mean_term(reference, ditto['emb']):+.3f} |",
-        f"| FAD's covariance term (the rest) | {fad_b - mean_term(reference, ditto['emb']):.3f} "
-        f"| {fad_a - mean_term(reference, fast['emb']):.3f} "
-        f"| {(fad_a - mean_term(reference, fast['emb'])) - (fad_b - mean_term(reference, ditto['emb'])):+.3f} |",
+        f"| FAD's mean term ‖μ − μ_ref‖² | {mean_b:.3f} | {mean_a:.3f} | {mean_a - mean_b:+.3f} |",
+        f"| FAD's covariance term (the rest) | {cov_b:.3f} | {cov_a:.3f} | {cov_a - cov_b:+.3f} |",
         f"| seconds per item (runs of 32: min–max) | {ditto['s_per_item']:.1f} ({min(ditto['per_run']):.0f}–"
         f"{max(ditto['per_run']):.0f}) | {fast['s_per_item']:.2f} ({min(fast['per_run']):.2f}–{max(fast['per_run']):.2f}) "
         f"| {ditto['s_per_item'] / fast['s_per_item']:.0f}× faster |", "",

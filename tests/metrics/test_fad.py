@@ -4,7 +4,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from ditto2.metrics.fad import FrechetAudioDistance, fad_inf, frechet_distance, gaussian_stats
+from ditto2.metrics.fad import FrechetAudioDistance, fad_against, fad_inf, fad_terms, frechet_distance, gaussian_stats
 
 D = 8
 
@@ -116,3 +116,16 @@ def test_fad_inf_removes_the_small_sample_bias():
     assert out["slope"] > 0 and len(out["n"]) == 8
     assert abs(out["fad_inf"] - truth) < abs(biased - truth)
     assert out["fad_inf"] == pytest.approx(truth, abs=0.05)
+
+
+def test_fad_terms_split_a_mean_shift_from_a_change_of_spread():
+    """A shifted copy differs only in the mean term (‖shift‖²), a scaled copy about the same mean mostly in the
+    covariance term; the terms add up to FAD; too few samples give None like fad_against."""
+    x = _emb(500, 0)
+    mean, cov = fad_terms(x, x + 0.5)
+    assert mean == pytest.approx(D * 0.25, rel=1e-9) and cov == pytest.approx(0.0, abs=1e-9)
+    y = (x - x.mean(0)) * 0.5 + x.mean(0)
+    mean, cov = fad_terms(x, y)
+    assert mean == pytest.approx(0.0, abs=1e-12) and cov > 1.0
+    assert mean + cov == pytest.approx(fad_against(x, y), rel=1e-12)
+    assert fad_terms(x, x[:D]) is None

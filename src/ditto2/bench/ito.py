@@ -417,6 +417,14 @@ class Bench:
         return value, None if ci is None else [round(x, 5) for x in ci]
 
 
+def _off_or_more(entry: dict, key: str, what: str) -> list:
+    """A sweep entry's list of values >= 0 under ``key`` (0 = the option off), as floats; [None] when it has none."""
+    values = [float(v) for v in entry.get(key) or []] or [None]
+    if any(v is not None and v < 0 for v in values):
+        raise ValueError(f"sweep entry: {what} must be >= 0 (0 = off), got {entry[key]}")
+    return values
+
+
 def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
     """The cells of a benchmark, in table order: each ``{table, control, changes, label, domain}``, where
     ``changes`` are the ITO config fields of that cell. ``only``: a subset of controls (Table 1, the sweeps
@@ -454,12 +462,7 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
         lrs = [float(lr) for lr in sw.get("lrs") or []] or [None]
         if any(lr is not None and not lr > 0 for lr in lrs):
             raise ValueError(f"sweep entry: lrs must be positive step sizes, got {sw['lrs']}")
-        refines = [float(r) for r in sw.get("refine") or []] or [None]
-        if any(r is not None and r < 0 for r in refines):
-            raise ValueError(f"sweep entry: refine σ's must be >= 0 (0 = no refinement), got {sw['refine']}")
-        envelopes = [float(e) for e in sw.get("envelope") or []] or [None]
-        if any(e is not None and e < 0 for e in envelopes):
-            raise ValueError(f"sweep entry: envelope weights must be >= 0 (0 = off), got {sw['envelope']}")
+        refines, envelopes = _off_or_more(sw, "refine", "refine σ's"), _off_or_more(sw, "envelope", "envelope weights")
         for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
             for method in sw.get("methods") or [sw["method"]]:
                 for student, lr, refine, env in itertools.product(students, lrs, refines, envelopes):

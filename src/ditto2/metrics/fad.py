@@ -101,6 +101,17 @@ def fad_against(reference: torch.Tensor, generated: torch.Tensor) -> Optional[fl
     return float(metric.compute())
 
 
+def fad_terms(reference: torch.Tensor, generated: torch.Tensor) -> Optional[tuple[float, float]]:
+    """``fad_against`` split into its two terms: (‖μ − μ_ref‖², the rest), i.e. how far the set's mean embedding sits
+    from the reference's, and how their covariances (spread and shape) differ; None where ``fad_against`` is."""
+    fad = fad_against(reference, generated)
+    if fad is None:
+        return None
+    d = gaussian_stats(generated)[0] - gaussian_stats(reference)[0]
+    mean = float(d @ d)
+    return mean, fad - mean
+
+
 def fad_inf(real, fake, steps: int = 10, min_n: Optional[int] = None,
             generator: Optional[torch.Generator] = None) -> dict:
     """FAD extrapolated to infinitely many generated samples (fadtk's FAD∞): FAD on random subsets

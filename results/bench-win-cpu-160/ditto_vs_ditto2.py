@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from ditto2.bench.ito import Bench, load_bench_config
 from ditto2.metrics.bootstrap import bootstrap_ci, fad_ci, fad_difference_ci
-from ditto2.metrics.fad import fad_against, fad_terms
+from ditto2.metrics.fad import fad_terms
 
 HERE = Path(__file__).parent
 METRICS = {"intensity": ("intensity_mse_db2", "dB²", -1), "melody": ("melody_accuracy_pct", "%", +1),
@@ -53,10 +53,10 @@ def main(control: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(cfg, Path(tmp))
         reference, floor = bench.reference["clap"], bench.floor.get("clap")
-    fad_a, fad_b = fad_against(reference, fast["emb"]), fad_against(reference, ditto["emb"])
+    (mean_a, cov_a), (mean_b, cov_b) = fad_terms(reference, fast["emb"]), fad_terms(reference, ditto["emb"])
+    fad_a, fad_b = mean_a + cov_a, mean_b + cov_b
     ci_a, ci_b = fad_ci(reference, fast["emb"], n_boot=1000), fad_ci(reference, ditto["emb"], n_boot=1000)
     d_lo, d_hi = fad_difference_ci(reference, fast["emb"], ditto["emb"], n_boot=1000)
-    (mean_a, cov_a), (mean_b, cov_b) = fad_terms(reference, fast["emb"]), fad_terms(reference, ditto["emb"])
     m_lo, m_hi = bootstrap_ci(a - b, n_boot=10000)
     wins = int(((a - b) * better > 0).sum())
     fmt = lambda x: f"{x:.3g}"  # noqa: E731

@@ -118,6 +118,18 @@ def test_a_sweep_compares_teacher_refinements_cell_by_cell():
         plan(cfg)
 
 
+def test_a_sweep_compares_anchor_priors_cell_by_cell():
+    """A sweep entry's anchor: every cell once per weight, the weight in config and label; negative weights refused."""
+    cfg = load_bench_config("experiments/bench/anchor-tiny.yaml")
+    cells = plan(cfg)
+    assert [c["changes"]["anchor_weight"] for c in cells] == [100.0, 300.0, 1000.0]
+    assert cells[1]["label"] == "ditto2-ctm M=1 T=1 γ=0.0 ctm-decode lr=0.02 anchor=300"
+    assert make_config(controls=[{"name": "intensity"}], **cells[1]["changes"]).anchor_weight == 300.0
+    cfg.sweep[0]["anchor"] = [-1]
+    with pytest.raises(ValueError, match="anchor weights"):
+        plan(cfg)
+
+
 def test_a_sweep_compares_envelope_priors_cell_by_cell():
     """A sweep entry's envelope: every cell once per weight (0 = off), the weight in config and label."""
     cfg = load_bench_config("experiments/bench/envelope-tiny.yaml")

@@ -166,3 +166,4 @@ def test_check_compares_the_envelope_prior_a_winner_ran_with(tmp_path):
     (tmp_path / "intensity.yaml").write_text("m: 1\ndecode_steps: 1\ngamma: 0.0\nenvelope_weight: 100\n")
     assert check({"intensity": {"ditto2-ctm": winner}}, tmp_path) == []
     assert "envelope_weight" not in as_settings({**winner, "envelope_weight": None})
+    assert as_settings({**winner, "anchor_weight": 300.0})["anchor_weight"] == 300.0

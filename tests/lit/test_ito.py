@@ -434,3 +434,44 @@ def test_envelope_prior_moves_every_bin_and_both_engines_take_the_same_steps():
         objective(Identity(), loss, z0, 1, envelope_weight=1.0)
     with pytest.raises(ValueError, match="envelope_weight"):
         load_config(None, ["envelope_weight=-1"])
+
+
+def test_anchor_prior_takes_the_nearest_noise_that_meets_the_control_and_both_engines_agree():
+    """objective's anchor term is weight · mean over elements of (z − z0)², 0 at z0. With the control (mean(z) − c)² the
+    minimum of the sum is the uniform shift z0 + (c − mean(z0)) / (1 + weight): Adam finds it, the prior's absence gives
+    the full shift; the loop and the Lightning module take the same steps; the prior without z0 is refused."""
+    import pytorch_lightning as pl
+
+    from ditto2.ito.optimize import anchor_distance, initial_noise, objective, optimize_noise
+    from ditto2.ito.surrogates import Surrogate
+
+    class Identity(Surrogate):
+        def optimize_forward(self, z, m):
+            return z
+
+        def decode(self, z):
+            return z
+
+    c, weight, shape = 1.5, 3.0, (2, 1, 4, 5)
+    loss = lambda mel: (mel.flatten(1).mean(1) - c).pow(2)  # noqa: E731
+    z0 = initial_noise(shape, 0)
+    z = z0 + torch.linspace(-1, 1, 40).view(1, 1, 4, 10)[..., :5]
+    expected = loss(z) + weight * (z - z0).pow(2).flatten(1).sum(1) / 20
+    assert torch.allclose(objective(Identity(), loss, z, 1, anchor_weight=weight, z_start=z0), expected)
+    assert anchor_distance(z0, z0).abs().max() == 0
+    shift = lambda run: (run.z.detach() - z0)  # noqa: E731
+    target = (c - z0.flatten(1).mean(1)).view(2, 1, 1, 1)
+    free = optimize_noise(Identity(), loss, z0, m_schedule(600, 1), lr=0.01)
+    anchored = optimize_noise(Identity(), loss, z0, m_schedule(600, 1), lr=0.01, anchor_weight=weight)
+    assert torch.allclose(shift(anchored), (target / (1 + weight)).expand(shape), atol=0.02)
+    assert shift(free).flatten(1).mean(1).sub(target.flatten()).abs().max() < 0.02
+    assert anchored.history[0] == pytest.approx(loss(z0).tolist())  # nothing to pay at the start
+    module = ITOModule(Identity(), loss, shape, steps=30, m=1, lr=0.01, anchor_weight=weight)
+    pl.Trainer(max_steps=30, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module)
+    loop = optimize_noise(Identity(), loss, z0, m_schedule(30, 1), lr=0.01, anchor_weight=weight)
+    assert torch.allclose(module.z.detach(), loop.z.detach(), atol=1e-6)
+    with pytest.raises(ValueError, match="initial noise"):
+        objective(Identity(), loss, z0, 1, anchor_weight=1.0)
+    with pytest.raises(ValueError, match="anchor_weight"):
+        load_config(None, ["anchor_weight=-1"])

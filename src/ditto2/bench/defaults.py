@@ -79,7 +79,7 @@ def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None, by
 
 def as_settings(row: dict, with_lr: bool = False) -> dict:
     """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, its
-    envelope prior where it ran with one, and with ``with_lr`` its Adam step size (a sweep that compared steps:
+    envelope and anchor priors where it ran with them, and with ``with_lr`` its Adam step size (a sweep that compared steps:
     ``lrs:``)."""
     from ditto2.runs.ito import STUDENT_FIELD
 
@@ -91,6 +91,8 @@ def as_settings(row: dict, with_lr: bool = False) -> dict:
         out["lr"] = float(row["lr"])
     if row.get("envelope_weight"):  # a sweep's envelope prior (a row without one ran without it)
         out["envelope_weight"] = float(row["envelope_weight"])
+    if row.get("anchor_weight"):  # likewise the anchor prior
+        out["anchor_weight"] = float(row["anchor_weight"])
     return out
 
 

@@ -173,7 +173,7 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
     first = summaries[0]
     total = {k: sum(s[k] for s in summaries) for k in ("optimize_s", "decode_s", "vocode_s")}
     cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "gamma", "tags", "device")}
-    cell.update({k: first[k] for k in ("refine_sigma", "envelope_weight") if k in first})
+    cell.update({k: first[k] for k in ("refine_sigma", "envelope_weight", "anchor_weight") if k in first})
     cell.update({
         "audio_seconds": first["audio_seconds_per_item"], "n": n, "batch": batch, "runs": len(summaries),
         "seconds_per_item": round(sum(total.values()) / n, 4),
@@ -454,29 +454,34 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
         # lrs: Adam step sizes to compare (each cell once per step; else the table's step size)
         # refine: σ's of the teacher's finish of a student's decode (ITOConfig.refine_sigma; 0 = none), each cell once per σ
         # envelope: weights of the envelope prior (ITOConfig.envelope_weight; 0 = off), each cell once per weight
-        unknown = set(sw) - {"control", "controls", "method", "methods", "mt", "students", "lrs", "refine", "envelope"}
+        # anchor: weights of the anchor prior (ITOConfig.anchor_weight; 0 = off), each cell once per weight
+        keys = ("control", "controls", "method", "methods", "mt", "students", "lrs", "refine", "envelope", "anchor")
+        unknown = set(sw) - set(keys)
         if unknown:
             raise ValueError(f"sweep entry: unknown keys {sorted(unknown)}; "
-                             "known: control(s), method(s), mt, students, lrs, refine, envelope")
+                             "known: control(s), method(s), mt, students, lrs, refine, envelope, anchor")
         students = list(sw.get("students") or [None])
         lrs = [float(lr) for lr in sw.get("lrs") or []] or [None]
         if any(lr is not None and not lr > 0 for lr in lrs):
             raise ValueError(f"sweep entry: lrs must be positive step sizes, got {sw['lrs']}")
         refines, envelopes = _off_or_more(sw, "refine", "refine σ's"), _off_or_more(sw, "envelope", "envelope weights")
+        anchors = _off_or_more(sw, "anchor", "anchor weights")
         for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
             for method in sw.get("methods") or [sw["method"]]:
-                for student, lr, refine, env in itertools.product(students, lrs, refines, envelopes):
+                for student, lr, refine, env, anchor in itertools.product(students, lrs, refines, envelopes, anchors):
                     bundle = {STUDENT_FIELD[method]: str(student)} if student and method in STUDENT_FIELD else {}
                     step = {} if lr is None else {"lr": lr}
                     step.update({} if refine is None or method == "ditto" else {"refine_sigma": refine})
                     step.update({} if env is None else {"envelope_weight": env})
+                    step.update({} if anchor is None else {"anchor_weight": anchor})
                     for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
                         m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
                         label = (f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
                                  + (f" {Path(student).name}" if bundle else "")
                                  + (f" lr={lr:g}" if lr is not None else "")
                                  + (f" refine={refine:g}" if "refine_sigma" in step else "")
-                                 + (f" envelope={env:g}" if env is not None else ""))
+                                 + (f" envelope={env:g}" if env is not None else "")
+                                 + (f" anchor={anchor:g}" if anchor is not None else ""))
                         add("sweep", control, {"method": method, "steps": cfg.controls[control], "m": m,
                                                "decode_steps": t, "gamma": gamma, **bundle, **step}, label)
     if cfg.text and "text" not in skip:

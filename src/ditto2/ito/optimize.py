@@ -31,17 +31,28 @@ def envelope_change(mel: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
     return (d - d.mean(dim=1, keepdim=True)).pow(2).mean(dim=1)
 
 
+def anchor_distance(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
+    """Per-item (B,) mean squared distance of the noise from where it started: mean over elements of (z − z0)²."""
+    return (z - z0).pow(2).flatten(1).mean(1)
+
+
 def objective(surrogate: Surrogate, control: nn.Module, z: torch.Tensor, m: int,
               prior_weight: float = 0.0, envelope_weight: float = 0.0,
-              start_envelope: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Per-item loss (B,): the control loss of the surrogate's M-step output, plus two optional priors: one that
-    keeps z near the Gaussian shell (‖z‖²/d ≈ 1), where the models were trained, and one that keeps the output's
+              start_envelope: Optional[torch.Tensor] = None, anchor_weight: float = 0.0,
+              z_start: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-item loss (B,): the control loss of the surrogate's M-step output, plus three optional priors: one that
+    keeps z near the Gaussian shell (‖z‖²/d ≈ 1), where the models were trained, one that keeps the output's
     spectral envelope up to a level (``envelope_change`` against ``start_envelope``, that of the surrogate's output
-    of the initial noise: ``start_envelope_of``)."""
+    of the initial noise: ``start_envelope_of``), and one that keeps z near the initial noise ``z_start``
+    (``anchor_weight`` · ``anchor_distance``): the nearest noise that meets the control rather than any."""
     mel = surrogate.optimize_forward(z, m)
     per_item = control(mel)
     if prior_weight > 0:
         per_item = per_item + prior_weight * (z.pow(2).flatten(1).mean(1) - 1).pow(2)
+    if anchor_weight > 0:
+        if z_start is None:
+            raise ValueError("anchor_weight > 0 needs the initial noise (z_start) to anchor to")
+        per_item = per_item + anchor_weight * anchor_distance(z, z_start)
     if envelope_weight > 0:
         if start_envelope is None:
             raise ValueError("envelope_weight > 0 needs the start envelope (start_envelope_of the initial noise)")
@@ -111,15 +122,18 @@ def step_sizes(lr: float, k: int, decay: str = "constant") -> list[float]:
 def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, schedule: list[int],
                    lr: float = 5e-3, prior_weight: float = 0.0, gradient_clip: Optional[float] = None,
                    on_step: Optional[Callable[[int, torch.Tensor], None]] = None,
-                   lr_decay: str = "constant", betas=ADAM_BETAS, envelope_weight: float = 0.0) -> NoiseRun:
+                   lr_decay: str = "constant", betas=ADAM_BETAS, envelope_weight: float = 0.0,
+                   anchor_weight: float = 0.0) -> NoiseRun:
     """Adam on z for ``len(schedule)`` steps, step k differentiating through ``schedule[k]`` surrogate
     steps (``m_schedule``), with step size ``step_sizes(lr, K, lr_decay)[k]``. Items are independent: the
     summed loss gives each its own gradient. ``on_step(k, per_item_loss)`` is called after every step
     (logging, progress; it may raise to stop the run). ``betas``: Adam's (β1, β2); for a handful of steps a short
     memory, e.g. (0.5, 0.9), follows the gradient sooner than the defaults (``bench/interactive``).
-    ``envelope_weight``: the envelope prior's weight (``objective``); its start envelope is read once from z0."""
+    ``envelope_weight``: the envelope prior's weight (``objective``); its start envelope is read once from z0.
+    ``anchor_weight``: the weight of the pull back towards z0 (``objective``)."""
     surrogate.eval()
     z = nn.Parameter(z0.detach().clone())
+    z_start = z0.detach().clone()
     run = NoiseRun(surrogate, z)
     opt = torch.optim.Adam([z], lr=lr, betas=check_betas(betas))
     sizes = step_sizes(lr, len(schedule), lr_decay)
@@ -128,7 +142,7 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
     for k, m in enumerate(schedule):
         opt.param_groups[0]["lr"] = sizes[k]
         opt.zero_grad(set_to_none=True)
-        per_item = objective(surrogate, control, z, m, prior_weight, envelope_weight, start)
+        per_item = objective(surrogate, control, z, m, prior_weight, envelope_weight, start, anchor_weight, z_start)
         run.history.append(per_item.detach().cpu().tolist())  # also synchronizes the device
         per_item.sum().backward()
         if gradient_clip:

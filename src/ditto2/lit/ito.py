@@ -21,7 +21,7 @@ class ITOModule(pl.LightningModule):
     def __init__(self, surrogate: Surrogate, control: nn.Module, noise_shape: tuple, steps: int = 70,
                  m=1, lr: float = 5e-3, prior_weight: float = 0.0, seed: int = 0,
                  init_noise: Optional[torch.Tensor] = None, lr_decay: str = "constant",
-                 betas=ADAM_BETAS, envelope_weight: float = 0.0):
+                 betas=ADAM_BETAS, envelope_weight: float = 0.0, anchor_weight: float = 0.0):
         super().__init__()
         self.surrogate, self.control = surrogate.eval(), control
         self.k, self.lr, self.prior_weight, self.envelope_weight = steps, lr, prior_weight, envelope_weight
@@ -30,6 +30,8 @@ class ITOModule(pl.LightningModule):
         self.sizes = step_sizes(lr, steps, lr_decay)  # Adam's step size at each step (optimize_noise's)
         self.betas = check_betas(betas)
         self.z = nn.Parameter((initial_noise(noise_shape, seed) if init_noise is None else init_noise).clone())
+        self.anchor_weight = anchor_weight
+        self.register_buffer("z_start", self.z.detach().clone(), persistent=False)  # what the anchor prior pulls to
         self.history: list[list[float]] = []  # per step, per item loss
         self.timing = {"optimize_s": 0.0, "decode_s": 0.0, "step_s": []}  # step_s: wall time of each Adam step
         self._t0 = 0.0
@@ -50,7 +52,7 @@ class ITOModule(pl.LightningModule):
 
     def training_step(self, step, batch_idx):
         per_item = objective(self.surrogate, self.control, self.z, self.schedule[self.global_step], self.prior_weight,
-                             self.envelope_weight, self.start_envelope)
+                             self.envelope_weight, self.start_envelope, self.anchor_weight, self.z_start)
         self.history.append(per_item.detach().cpu().tolist())
         self.log("ito/loss", per_item.mean(), prog_bar=True, batch_size=per_item.shape[0])
         return per_item.sum()  # items are independent: the sum gives each its own gradient

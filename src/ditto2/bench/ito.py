@@ -458,8 +458,7 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
         keys = ("control", "controls", "method", "methods", "mt", "students", "lrs", "refine", "envelope", "anchor")
         unknown = set(sw) - set(keys)
         if unknown:
-            raise ValueError(f"sweep entry: unknown keys {sorted(unknown)}; "
-                             "known: control(s), method(s), mt, students, lrs, refine, envelope, anchor")
+            raise ValueError(f"sweep entry: unknown keys {sorted(unknown)}; known: {', '.join(keys)}")
         students = list(sw.get("students") or [None])
         lrs = [float(lr) for lr in sw.get("lrs") or []] or [None]
         if any(lr is not None and not lr > 0 for lr in lrs):

@@ -133,7 +133,7 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
     ``anchor_weight``: the weight of the pull back towards z0 (``objective``)."""
     surrogate.eval()
     z = nn.Parameter(z0.detach().clone())
-    z_start = z0.detach().clone()
+    z_start = z0.detach() if anchor_weight > 0 else None  # z is a copy: z0 itself never moves
     run = NoiseRun(surrogate, z)
     opt = torch.optim.Adam([z], lr=lr, betas=check_betas(betas))
     sizes = step_sizes(lr, len(schedule), lr_decay)

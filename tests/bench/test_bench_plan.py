@@ -140,3 +140,15 @@ def test_a_sweep_compares_envelope_priors_cell_by_cell():
     cfg.sweep[0]["envelope"] = [-1]
     with pytest.raises(ValueError, match="envelope weights"):
         plan(cfg)
+
+
+def test_a_sweep_compares_best_of_n_starts_cell_by_cell():
+    """A sweep entry's starts: every cell once per candidate count, the count in config and label; counts < 1 refused."""
+    cfg = load_bench_config("experiments/bench/starts-tiny.yaml")
+    cells = plan(cfg)
+    assert [c["changes"]["start_candidates"] for c in cells] == [4, 16, 64]
+    assert cells[1]["label"] == "ditto2-ctm M=1 T=1 γ=0.0 ctm-decode lr=0.02 starts=16"
+    assert make_config(controls=[{"name": "intensity"}], **cells[1]["changes"]).start_candidates == 16
+    cfg.sweep[0]["starts"] = [0]
+    with pytest.raises(ValueError, match="candidate counts"):
+        plan(cfg)

@@ -167,3 +167,5 @@ def test_check_compares_the_envelope_prior_a_winner_ran_with(tmp_path):
     assert check({"intensity": {"ditto2-ctm": winner}}, tmp_path) == []
     assert "envelope_weight" not in as_settings({**winner, "envelope_weight": None})
     assert as_settings({**winner, "anchor_weight": 300.0})["anchor_weight"] == 300.0
+    assert as_settings({**winner, "start_candidates": 16})["start_candidates"] == 16
+    assert "start_candidates" not in as_settings({**winner, "start_candidates": 1})  # 1 = off

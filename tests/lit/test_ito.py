@@ -225,6 +225,17 @@ def test_a_run_folder_holds_its_config_and_both_engines_agree(synth_tiny, teache
         assert x.keys() == y.keys() and all(abs(x[k] - y[k]) <= 1e-3 * max(1.0, abs(x[k])) for k in x)
 
 
+def test_the_runner_starts_from_the_best_of_n_in_both_engines(synth_tiny, teacher_tiny, student_bundles, tmp_path):
+    """start_candidates reaches both engines: they agree, the run records it, and each item's first loss is at most the
+    plain start's (candidate 0 is the plain start)."""
+    plain = run_ito(config(synth_tiny, teacher_tiny, student_bundles, tmp_path / "plain", steps=2, engine="loop"))
+    runs = {e: run_ito(config(synth_tiny, teacher_tiny, student_bundles, tmp_path / e, steps=2, engine=e,
+                              start_candidates=4)) for e in ("lightning", "loop")}
+    assert runs["loop"]["start_candidates"] == 4 and "start_candidates" not in plain
+    assert runs["loop"]["loss_start"] == pytest.approx(runs["lightning"]["loss_start"], rel=1e-4)
+    assert runs["loop"]["loss_start"] < plain["loss_start"]  # (these seeds: a further candidate wins)
+
+
 @pytest.mark.parametrize("m, expected", [(2, [2] * 8), ("adaptive", [1] * 4 + [2] * 3 + [4] * 1)])
 def test_each_step_uses_the_schedules_m(m, expected):
     """The surrogate is asked for M steps at step k exactly as ``m_schedule`` says, in both engines."""
@@ -475,3 +486,47 @@ def test_anchor_prior_takes_the_nearest_noise_that_meets_the_control_and_both_en
         objective(Identity(), loss, z0, 1, anchor_weight=1.0)
     with pytest.raises(ValueError, match="anchor_weight"):
         load_config(None, ["anchor_weight=-1"])
+
+
+def test_best_of_n_start_picks_each_items_best_candidate_and_both_engines_agree():
+    """candidate_noises is fixed by (seed, j) and never the run's own initial noise; best_start returns, per item, the
+    candidate whose surrogate output has the lowest control loss (checked against a loop over candidates), with the
+    (n, B) losses; optimize_noise starts from that candidate (its first loss is the chosen one's), n = 1 changes nothing,
+    and the Lightning module takes the same steps as the loop; K = 0 and n < 1 are refused before any compute."""
+    import pytorch_lightning as pl
+
+    from ditto2.ito.optimize import best_start, candidate_noises, initial_noise, optimize_noise
+    from ditto2.ito.surrogates import Surrogate
+
+    class Identity(Surrogate):
+        def optimize_forward(self, z, m):
+            return z
+
+        def decode(self, z):
+            return z
+
+    shape, c = (3, 1, 4, 5), 0.4
+    loss = lambda mel: (mel.flatten(1).mean(1) - c).pow(2)  # noqa: E731
+    z0, others = initial_noise(shape, 7), candidate_noises(shape, 7, 16)
+    assert others.shape == (15, *shape) and torch.equal(others, candidate_noises(shape, 7, 16))
+    assert not torch.equal(others[0], candidate_noises(shape, 8, 2)[0])  # another seed, other candidates
+    assert all(not torch.equal(o, initial_noise(shape, s)) for o in others for s in range(8))
+    chosen, losses = best_start(Identity(), loss, z0, others, 1)
+    pool = torch.cat([z0.unsqueeze(0), others])
+    for b in range(shape[0]):
+        by_hand = min(range(16), key=lambda j: float(loss(pool[j])[b]))
+        assert torch.equal(chosen[b], pool[by_hand, b]) and losses[by_hand, b] == losses[:, b].min()
+    assert losses[:, :].min(0).values.max() < loss(z0).max()  # 16 draws start nearer than the first alone here
+    picked = optimize_noise(Identity(), loss, z0, m_schedule(5, 1), lr=0.01, start_others=others)
+    assert picked.history[0] == pytest.approx(loss(chosen).tolist())
+    plain = optimize_noise(Identity(), loss, z0, m_schedule(5, 1), lr=0.01, start_others=candidate_noises(shape, 7, 1))
+    assert plain.history[0] == pytest.approx(loss(z0).tolist())
+    module = ITOModule(Identity(), loss, shape, steps=5, m=1, lr=0.01, seed=7, start_others=others)
+    pl.Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module)
+    assert torch.allclose(module.z.detach(), picked.z.detach(), atol=1e-6)
+    assert module.history[0] == pytest.approx(picked.history[0])
+    with pytest.raises(ValueError, match="start_candidates"):
+        load_config(None, ["start_candidates=0"])
+    with pytest.raises(ValueError, match="steps"):
+        load_config(None, ["start_candidates=4", "steps=0"])

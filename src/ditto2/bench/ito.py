@@ -173,7 +173,8 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
     first = summaries[0]
     total = {k: sum(s[k] for s in summaries) for k in ("optimize_s", "decode_s", "vocode_s")}
     cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "gamma", "tags", "device")}
-    cell.update({k: first[k] for k in ("refine_sigma", "envelope_weight", "anchor_weight") if k in first})
+    cell.update({k: first[k] for k in ("refine_sigma", "envelope_weight", "anchor_weight", "start_candidates")
+                 if k in first})
     cell.update({
         "audio_seconds": first["audio_seconds_per_item"], "n": n, "batch": batch, "runs": len(summaries),
         "seconds_per_item": round(sum(total.values()) / n, 4),
@@ -455,7 +456,9 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
         # refine: σ's of the teacher's finish of a student's decode (ITOConfig.refine_sigma; 0 = none), each cell once per σ
         # envelope: weights of the envelope prior (ITOConfig.envelope_weight; 0 = off), each cell once per weight
         # anchor: weights of the anchor prior (ITOConfig.anchor_weight; 0 = off), each cell once per weight
-        keys = ("control", "controls", "method", "methods", "mt", "students", "lrs", "refine", "envelope", "anchor")
+        # starts: best-of-n starts (ITOConfig.start_candidates; 1 = off), each cell once per n
+        keys = ("control", "controls", "method", "methods", "mt", "students", "lrs", "refine", "envelope", "anchor",
+                "starts")
         unknown = set(sw) - set(keys)
         if unknown:
             raise ValueError(f"sweep entry: unknown keys {sorted(unknown)}; known: {', '.join(keys)}")
@@ -465,14 +468,19 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
             raise ValueError(f"sweep entry: lrs must be positive step sizes, got {sw['lrs']}")
         refines, envelopes = _off_or_more(sw, "refine", "refine σ's"), _off_or_more(sw, "envelope", "envelope weights")
         anchors = _off_or_more(sw, "anchor", "anchor weights")
+        starts = [int(n) for n in sw.get("starts") or []] or [None]
+        if any(n is not None and not 1 <= n <= 1 << 16 for n in starts):
+            raise ValueError(f"sweep entry: starts must be candidate counts in 1..65536 (1 = off), got {sw['starts']}")
         for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
             for method in sw.get("methods") or [sw["method"]]:
-                for student, lr, refine, env, anchor in itertools.product(students, lrs, refines, envelopes, anchors):
+                for student, lr, refine, env, anchor, n_start in itertools.product(students, lrs, refines, envelopes,
+                                                                                   anchors, starts):
                     bundle = {STUDENT_FIELD[method]: str(student)} if student and method in STUDENT_FIELD else {}
                     step = {} if lr is None else {"lr": lr}
                     step.update({} if refine is None or method == "ditto" else {"refine_sigma": refine})
                     step.update({} if env is None else {"envelope_weight": env})
                     step.update({} if anchor is None else {"anchor_weight": anchor})
+                    step.update({} if n_start is None else {"start_candidates": n_start})
                     for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
                         m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
                         label = (f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
@@ -480,7 +488,8 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
                                  + (f" lr={lr:g}" if lr is not None else "")
                                  + (f" refine={refine:g}" if "refine_sigma" in step else "")
                                  + (f" envelope={env:g}" if env is not None else "")
-                                 + (f" anchor={anchor:g}" if anchor is not None else ""))
+                                 + (f" anchor={anchor:g}" if anchor is not None else "")
+                                 + (f" starts={n_start}" if n_start is not None else ""))
                         add("sweep", control, {"method": method, "steps": cfg.controls[control], "m": m,
                                                "decode_steps": t, "gamma": gamma, **bundle, **step}, label)
     if cfg.text and "text" not in skip:

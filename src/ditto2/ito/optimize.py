@@ -97,6 +97,34 @@ def initial_noise(shape: tuple, seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
+CANDIDATE_STREAM = 1 << 40  # candidate noises come from their own seeds, apart from every run's initial_noise seed
+
+
+def candidate_noises(shape: tuple, seed: int, n: int) -> torch.Tensor:
+    """(n − 1, *shape): the other start noises a run with ``start_candidates = n`` chooses among besides
+    ``initial_noise(shape, seed)`` (candidate 0); candidate j is drawn from the seed 2⁴⁰ + 2¹⁶·seed + j, so it is fixed by
+    (seed, j) and never equals another run's initial noise."""
+    if not 1 <= n <= 1 << 16:
+        raise ValueError(f"start_candidates must be in 1..65536 (1 = off), got {n}")
+    return torch.stack([initial_noise(shape, CANDIDATE_STREAM + (seed << 16) + j) for j in range(1, n)]) if n > 1 \
+        else torch.empty((0, *shape))
+
+
+@torch.no_grad()
+def best_start(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, others: Optional[torch.Tensor],
+               m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best-of-n start: for each item, the candidate noise (z0 or one of ``others``, (n − 1, B, ...)) whose M-step
+    surrogate output already has the lowest control loss, and the (n, B) losses. Each candidate is a plain Gaussian
+    draw, so the chosen start is as typical a noise as z0; the optimization then has less far to walk. One forward pass
+    per candidate, no gradients."""
+    if others is None or len(others) == 0:
+        return z0, control(surrogate.optimize_forward(z0, m)).unsqueeze(0)
+    candidates = torch.cat([z0.unsqueeze(0), others.to(z0)])
+    losses = torch.stack([control(surrogate.optimize_forward(c, m)) for c in candidates])  # (n, B)
+    pick = losses.argmin(0)
+    return candidates[pick, torch.arange(z0.shape[0])], losses
+
+
 LR_DECAYS = ("constant", "cosine")
 ADAM_BETAS = (0.9, 0.999)  # torch's (and DITTO's) defaults
 
@@ -123,21 +151,25 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
                    lr: float = 5e-3, prior_weight: float = 0.0, gradient_clip: Optional[float] = None,
                    on_step: Optional[Callable[[int, torch.Tensor], None]] = None,
                    lr_decay: str = "constant", betas=ADAM_BETAS, envelope_weight: float = 0.0,
-                   anchor_weight: float = 0.0) -> NoiseRun:
+                   anchor_weight: float = 0.0, start_others: Optional[torch.Tensor] = None) -> NoiseRun:
     """Adam on z for ``len(schedule)`` steps, step k differentiating through ``schedule[k]`` surrogate
     steps (``m_schedule``), with step size ``step_sizes(lr, K, lr_decay)[k]``. Items are independent: the
     summed loss gives each its own gradient. ``on_step(k, per_item_loss)`` is called after every step
     (logging, progress; it may raise to stop the run). ``betas``: Adam's (β1, β2); for a handful of steps a short
     memory, e.g. (0.5, 0.9), follows the gradient sooner than the defaults (``bench/interactive``).
     ``envelope_weight``: the envelope prior's weight (``objective``); its start envelope is read once from z0.
-    ``anchor_weight``: the weight of the pull back towards z0 (``objective``)."""
+    ``anchor_weight``: the weight of the pull back towards the start (``objective``). ``start_others``: further
+    candidate starts (``candidate_noises``); each item starts from the best of z0 and these (``best_start``), in the
+    timed optimization."""
     surrogate.eval()
+    t0 = time.perf_counter()
+    if start_others is not None and len(start_others) and schedule:
+        z0, _ = best_start(surrogate, control, z0.detach(), start_others, schedule[0])
     z = nn.Parameter(z0.detach().clone())
     z_start = z0.detach() if anchor_weight > 0 else None  # z is a copy: z0 itself never moves
     run = NoiseRun(surrogate, z)
     opt = torch.optim.Adam([z], lr=lr, betas=check_betas(betas))
     sizes = step_sizes(lr, len(schedule), lr_decay)
-    t0 = time.perf_counter()
     start = start_envelope_of(surrogate, z, schedule[0], envelope_weight) if schedule else None
     for k, m in enumerate(schedule):
         opt.param_groups[0]["lr"] = sizes[k]

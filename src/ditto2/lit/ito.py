@@ -13,7 +13,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ditto2.ito.optimize import ADAM_BETAS, check_betas, initial_noise, objective, start_envelope_of, step_sizes, timed_decode
+from ditto2.ito.optimize import (
+    ADAM_BETAS,
+    best_start,
+    check_betas,
+    initial_noise,
+    objective,
+    start_envelope_of,
+    step_sizes,
+    timed_decode,
+)
 from ditto2.ito.surrogates import Surrogate, m_schedule
 
 
@@ -21,7 +30,8 @@ class ITOModule(pl.LightningModule):
     def __init__(self, surrogate: Surrogate, control: nn.Module, noise_shape: tuple, steps: int = 70,
                  m=1, lr: float = 5e-3, prior_weight: float = 0.0, seed: int = 0,
                  init_noise: Optional[torch.Tensor] = None, lr_decay: str = "constant",
-                 betas=ADAM_BETAS, envelope_weight: float = 0.0, anchor_weight: float = 0.0):
+                 betas=ADAM_BETAS, envelope_weight: float = 0.0, anchor_weight: float = 0.0,
+                 start_others: Optional[torch.Tensor] = None):
         super().__init__()
         self.surrogate, self.control = surrogate.eval(), control
         self.k, self.lr, self.prior_weight, self.envelope_weight = steps, lr, prior_weight, envelope_weight
@@ -32,6 +42,8 @@ class ITOModule(pl.LightningModule):
         self.z = nn.Parameter((initial_noise(noise_shape, seed) if init_noise is None else init_noise).clone())
         self.anchor_weight = anchor_weight
         self.register_buffer("z_start", self.z.detach().clone(), persistent=False)  # what the anchor prior pulls to
+        # further candidate starts: the best of z and these is chosen when training starts (``best_start``), timed
+        self.start_others = start_others
         self.history: list[list[float]] = []  # per step, per item loss
         self.timing = {"optimize_s": 0.0, "decode_s": 0.0, "step_s": []}  # step_s: wall time of each Adam step
         self._t0 = 0.0
@@ -59,6 +71,11 @@ class ITOModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._t0 = time.perf_counter()
+        if self.start_others is not None and len(self.start_others) and self.schedule:
+            with torch.no_grad():  # before the first step: Adam has no state yet
+                chosen, _ = best_start(self.surrogate, self.control, self.z.detach(), self.start_others, self.schedule[0])
+                self.z.copy_(chosen)
+                self.z_start.copy_(chosen)
         self.start_envelope = start_envelope_of(self.surrogate, self.z, self.schedule[0], self.envelope_weight)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:

@@ -1,0 +1,70 @@
+"""FAD of bench cells split into its two terms, against a bench config's own reference, paired with the first cell.
+
+    python -m ditto2.bench.fad_terms --config experiments/bench/starts-tiny.yaml \\
+        "n = 1=results/bench-envelope/runs/<cell>" results/bench-starts/runs/*
+
+Each cell is a bench cell folder (runNN/{summary.json, embeddings.safetensors}), optionally labelled ``LABEL=DIR``.
+Per cell: FAD against the config's reference (re-embedded as the bench does, ~2 min on 2 cores for 250 clips), its mean
+term ‖μ − μ_ref‖², the rest (the covariance term), the embeddings' total variance (their spread; the reference's is
+printed first), the mean in-domain CLAP score where the items carry one, and FAD minus the first cell's with its 95 %
+paired bootstrap interval (the same items drawn for both) where the two cells hold the same number of items."""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from ditto2.metrics.bootstrap import fad_difference_ci
+from ditto2.metrics.fad import fad_terms
+
+
+def read_cell(folder: Path) -> tuple[torch.Tensor, list]:
+    """A cell's pooled CLAP embeddings and its items, in run order; every run must have finished."""
+    runs = sorted(folder.glob("run[0-9][0-9]"))
+    if not runs or not all((r / "summary.json").is_file() and (r / "embeddings.safetensors").is_file() for r in runs):
+        raise SystemExit(f"{folder}: not a finished bench cell (every runNN needs summary.json and embeddings.safetensors)")
+    items = [it for r in runs for it in json.loads((r / "summary.json").read_text())["items"]]
+    return torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in runs]), items
+
+
+def terms_table(reference: torch.Tensor, cells: dict, n_boot: int = 1000) -> list[str]:
+    """One line per cell (``cells``: label -> (embeddings, items)), paired with the first."""
+    lines = [f"reference: {reference.shape[0]} clips, total variance {float(reference.var(0).sum()):.3f}"]
+    first = next(iter(cells.values()))[0] if cells else None
+    for label, (emb, items) in cells.items():
+        mean, cov = fad_terms(reference, emb)
+        clap = [it["clap_score"] for it in items if "clap_score" in it]
+        line = (f"{label}: FAD {mean + cov:.3f} = mean term {mean:.3f} + covariance term {cov:.3f}; total variance "
+                f"{float(emb.var(0).sum()):.3f}" + (f"; CLAP score {sum(clap) / len(clap):.3f}" if clap else ""))
+        if emb is not first and emb.shape == first.shape:
+            lo, hi = fad_difference_ci(reference, emb, first, n_boot=n_boot)
+            line += f"; minus the first [95 % paired]: [{lo:+.3f}, {hi:+.3f}]"
+        lines.append(line)
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="the bench YAML whose FAD reference the cells are scored against")
+    p.add_argument("cells", nargs="+", help="bench cell folders, each DIR or LABEL=DIR; the first is the baseline")
+    p.add_argument("--n-boot", type=int, default=1000)
+    args = p.parse_args(argv)
+    named = {}
+    for spec in args.cells:
+        label, _, path = spec.rpartition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+        named[label or Path(path).name] = Path(path)
+    cells = {label: read_cell(folder) for label, folder in named.items()}  # every folder checked before the reference
+    from ditto2.bench.ito import Bench, load_bench_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Bench(load_bench_config(args.config), Path(tmp)).reference["clap"]
+    print("\n".join(terms_table(reference, cells, args.n_boot)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

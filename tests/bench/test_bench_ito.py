@@ -76,6 +76,11 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
     # each run graded every item but wrote files for report_items of them
     run = out / "runs" / "controls-intensity-ditto" / "run00"
     assert len(json.loads((run / "items.json").read_text())) == 9 and sorted(p.name for p in run.glob("item_*")) == ["item_00"]
+    # a subset run into the same folder (finished runs are kept, so nothing is recomputed) redoes its rows, keeps the rest
+    assert main(["--config", str(cfg), "--set", "base_steps=3", "--only", "intensity", "--no-sweep", "--no-text"]) == 0
+    again = json.loads((out / "results.json").read_text())["rows"]
+    assert sorted((r["table"], r["label"]) for r in again) == sorted((r["table"], r["label"]) for r in [*rows, real])
+    assert [r["value"] for r in again if r["table"] == "controls"] == [r["value"] for r in rows[:2]]
 
 
 def test_bench_leaves_fad_blank_when_n_is_not_above_the_dimension(synth_eval, teacher_tiny, student_bundles,

@@ -152,3 +152,16 @@ def test_a_sweep_compares_best_of_n_starts_cell_by_cell():
     cfg.sweep[0]["starts"] = [0]
     with pytest.raises(ValueError, match="candidate counts"):
         plan(cfg)
+
+
+def test_a_subset_run_into_a_folder_keeps_the_rows_it_does_not_redo():
+    """kept_rows: earlier rows of cells this run did not redo stay (in order), a redone cell's row is replaced, and this
+    run's rows follow."""
+    from ditto2.bench.ito import kept_rows
+
+    row = lambda control, value, label="ditto2-ctm": {"table": "controls", "control": control, "label": label,  # noqa: E731
+                                                     "value": value}
+    before = [row("intensity", 0.87), row("melody", 90.0), row("intensity", 5.75, "ditto")]
+    after = kept_rows(before, [row("melody", 97.3)])
+    assert after == [row("intensity", 0.87), row("intensity", 5.75, "ditto"), row("melody", 97.3)]
+    assert kept_rows([], [row("melody", 97.3)]) == [row("melody", 97.3)]

@@ -269,6 +269,7 @@ class Bench:
         from ditto2.runs.ito import make_config, with_overrides
 
         self.cfg, self.out, self.rows, self.t0 = cfg, out, [], time.time()
+        self.kept: list[dict] = []  # rows of an earlier run into this folder that this one does not redo (main: --only)
         base = make_config(gamma=cfg.gamma, tensorboard=False, report_items=cfg.report_items, fad_reference=0)
         self.ito = with_overrides(base, cfg.overrides)  # the YAML's key=value list, checked before any compute
         self.meta = {"machine": platform.machine(), "threads": cfg.threads, "n": cfg.n, "batch": cfg.batch,
@@ -372,7 +373,7 @@ class Bench:
         if self.out_of_time():
             self.meta["skipped"].append(name)
             print(f"skipped {name}: past max_minutes={self.cfg.max_minutes}", flush=True)
-            _write(self.out, self.rows, self.meta)
+            _write(self.out, kept_rows(self.kept, self.rows), self.meta)
             return
         from ditto2.runs.ito import ControlSpec, make_config, student_of
 
@@ -391,7 +392,7 @@ class Bench:
         self.rows.append(row)
         print(json.dumps(row), flush=True)
         self.meta["wall_minutes"] = round((time.time() - self.t0) / 60, 1)
-        _write(self.out, self.rows, self.meta)
+        _write(self.out, kept_rows(self.kept, self.rows), self.meta)
         if self.writer is not None:
             for key in ("value", "clap_score", "fad", "clap_judge_score", "fad_judge", *GRADE_COLUMNS,
                         "clap_score_laion", "fad_laion", "seconds_per_item"):
@@ -539,12 +540,14 @@ def main(argv=None) -> int:
         bench = Bench(cfg, out)
         skip = {t for t, off in (("sweep", args.no_sweep), ("text", args.no_text), ("domain", args.no_domains)) if off}
         cells = plan(cfg, args.only, skip)
+        if (args.only or skip) and (out / "results.json").is_file():  # a subset run into a folder keeps the rest's rows
+            bench.kept = json.loads((out / "results.json").read_text())["rows"]
         for cell in cells:
             bench.record(**cell)
         real = bench.real_clips_row() if any(c["table"] == "text" for c in cells) else None
         if real is not None:
             bench.rows.append(real)
-            _write(out, bench.rows, bench.meta)
+            _write(out, kept_rows(bench.kept, bench.rows), bench.meta)
         from ditto2.bench.plots import write_plots
 
         for png in write_plots(out / "results.json", bench.writer):
@@ -556,6 +559,15 @@ def main(argv=None) -> int:
         return 0
     finally:
         torch.set_num_threads(threads)
+
+
+def kept_rows(previous: list[dict], rows: list[dict]) -> list[dict]:
+    """The rows a results table holds after a run: ``previous`` ones (an earlier run into the same folder) whose cell
+    (table, control, label) this run did not redo, in their order, then this run's; so `--only melody` into a folder
+    that holds intensity's row adds melody's instead of dropping intensity's."""
+    key = lambda r: (r["table"], r["control"], r["label"])  # noqa: E731
+    redone = {key(r) for r in rows}
+    return [r for r in previous if key(r) not in redone] + list(rows)
 
 
 def merge(dirs: list[str], out: Path) -> list[Path]:

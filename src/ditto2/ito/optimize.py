@@ -103,7 +103,7 @@ CANDIDATE_STREAM = 1 << 40  # candidate noises come from their own seeds, apart 
 def candidate_noises(shape: tuple, seed: int, n: int) -> torch.Tensor:
     """(n − 1, *shape): the other start noises a run with ``start_candidates = n`` chooses among besides
     ``initial_noise(shape, seed)`` (candidate 0); candidate j is drawn from the seed 2⁴⁰ + 2¹⁶·seed + j, so it is fixed by
-    (seed, j) and never equals another run's initial noise."""
+    (seed, j), differs for every (seed ≥ 0, j), and is no run's initial noise (run seeds stay below 2⁴⁰)."""
     if not 1 <= n <= 1 << 16:
         raise ValueError(f"start_candidates must be in 1..65536 (1 = off), got {n}")
     return torch.stack([initial_noise(shape, CANDIDATE_STREAM + (seed << 16) + j) for j in range(1, n)]) if n > 1 \

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from ditto2.bench.ito import Bench, load_bench_config
 from ditto2.metrics.bootstrap import bootstrap_ci, fad_ci, fad_difference_ci
-from ditto2.metrics.fad import fad_terms
+from ditto2.metrics.fad import fad_terms, mean_term
 
 HERE = Path(__file__).parent
 METRICS = {"intensity": ("intensity_mse_db2", "dB²", -1), "melody": ("melody_accuracy_pct", "%", +1),
@@ -67,8 +67,7 @@ def main(control: str) -> None:
         bench = Bench(cfg, Path(tmp))
         reference, floor = bench.reference["clap"], bench.floor.get("clap")
     terms_a, terms_b = fad_terms(reference, fast["emb"]), fad_terms(reference, ditto["emb"])
-    mean_term = lambda emb: float((emb.mean(0) - reference.mean(0)).pow(2).sum())  # noqa: E731  (defined at any n)
-    mean_a, mean_b = mean_term(fast["emb"]), mean_term(ditto["emb"])
+    mean_a, mean_b = mean_term(reference, fast["emb"]), mean_term(reference, ditto["emb"])  # defined at any n
     if terms_a and terms_b:
         fad_a, fad_b = sum(terms_a), sum(terms_b)
         ci_a, ci_b = fad_ci(reference, fast["emb"], n_boot=1000), fad_ci(reference, ditto["emb"], n_boot=1000)

@@ -6,10 +6,20 @@ import pytest
 import torch
 
 from ditto2.controls import ControlTargetError, MelContext, build_control
-from ditto2.ito.surrogates import BaseModelSurrogate, m_mean, m_schedule, parse_m
+from ditto2.ito.surrogates import BaseModelSurrogate, Surrogate, m_mean, m_schedule, parse_m
 from ditto2.lit.ito import ITOModule
 from ditto2.models.generator import load_generator
 from ditto2.runs.ito import build_control_and_targets, build_surrogate, load_config, run_ito
+
+
+class Identity(Surrogate):
+    """A surrogate whose output is the noise itself: the ITO loop's arithmetic without a model."""
+
+    def optimize_forward(self, z, m):
+        return z
+
+    def decode(self, z):
+        return z
 
 
 def config(synth_tiny, teacher_tiny, student_bundles, tmp_path, control="intensity", **kw):
@@ -242,7 +252,6 @@ def test_each_step_uses_the_schedules_m(m, expected):
     import pytorch_lightning as pl
 
     from ditto2.ito.optimize import initial_noise, optimize_noise
-    from ditto2.ito.surrogates import Surrogate
 
     class Recording(Surrogate):
         sigma_max = 80.0
@@ -315,14 +324,6 @@ def test_both_engines_step_with_the_schedules_sizes(decay):
     import pytorch_lightning as pl
 
     from ditto2.ito.optimize import initial_noise, optimize_noise, step_sizes
-    from ditto2.ito.surrogates import Surrogate
-
-    class Identity(Surrogate):
-        def optimize_forward(self, z, m):
-            return z
-
-        def decode(self, z):
-            return z
 
     loss = lambda mel: mel.flatten(1).sum(1)  # noqa: E731
     z0 = initial_noise((2, 1, 4, 4), 0)
@@ -341,15 +342,7 @@ def test_adam_betas_reach_both_engines_and_bad_pairs_fail_before_compute():
     import pytorch_lightning as pl
 
     from ditto2.ito.optimize import check_betas, initial_noise, optimize_noise
-    from ditto2.ito.surrogates import Surrogate
     from ditto2.runs.ito import load_config
-
-    class Identity(Surrogate):
-        def optimize_forward(self, z, m):
-            return z
-
-        def decode(self, z):
-            return z
 
     def hand_adam(z, lr, b1, b2, k, eps=1e-8):
         m, v = torch.zeros_like(z), torch.zeros_like(z)
@@ -420,14 +413,6 @@ def test_envelope_prior_moves_every_bin_and_both_engines_take_the_same_steps():
     import pytorch_lightning as pl
 
     from ditto2.ito.optimize import envelope, initial_noise, objective, optimize_noise
-    from ditto2.ito.surrogates import Surrogate
-
-    class Identity(Surrogate):
-        def optimize_forward(self, z, m):
-            return z
-
-        def decode(self, z):
-            return z
 
     loss = lambda mel: (mel[:, 0, 0].mean(-1) - 2.0).pow(2)  # noqa: E731
     z0 = initial_noise((2, 1, 6, 8), 0)
@@ -454,14 +439,6 @@ def test_anchor_prior_takes_the_nearest_noise_that_meets_the_control_and_both_en
     import pytorch_lightning as pl
 
     from ditto2.ito.optimize import anchor_distance, initial_noise, objective, optimize_noise
-    from ditto2.ito.surrogates import Surrogate
-
-    class Identity(Surrogate):
-        def optimize_forward(self, z, m):
-            return z
-
-        def decode(self, z):
-            return z
 
     c, weight, shape = 1.5, 3.0, (2, 1, 4, 5)
     loss = lambda mel: (mel.flatten(1).mean(1) - c).pow(2)  # noqa: E731
@@ -496,14 +473,6 @@ def test_best_of_n_start_picks_each_items_best_candidate_and_both_engines_agree(
     import pytorch_lightning as pl
 
     from ditto2.ito.optimize import best_start, candidate_noises, initial_noise, optimize_noise
-    from ditto2.ito.surrogates import Surrogate
-
-    class Identity(Surrogate):
-        def optimize_forward(self, z, m):
-            return z
-
-        def decode(self, z):
-            return z
 
     shape, c = (3, 1, 4, 5), 0.4
     loss = lambda mel: (mel.flatten(1).mean(1) - c).pow(2)  # noqa: E731

@@ -4,7 +4,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from ditto2.metrics.fad import FrechetAudioDistance, fad_against, fad_inf, fad_terms, frechet_distance, gaussian_stats
+from ditto2.metrics.fad import FrechetAudioDistance, fad_against, fad_inf, fad_terms, frechet_distance, gaussian_stats, mean_term
 
 D = 8
 
@@ -129,3 +129,4 @@ def test_fad_terms_split_a_mean_shift_from_a_change_of_spread():
     assert mean == pytest.approx(0.0, abs=1e-12) and cov > 1.0
     assert mean + cov == pytest.approx(fad_against(x, y), rel=1e-12)
     assert fad_terms(x, x[:D]) is None
+    assert mean_term(x, x[:D] + 0.5) == pytest.approx(float(((x[:D].mean(0) + 0.5 - x.mean(0)) ** 2).sum()), rel=1e-6)

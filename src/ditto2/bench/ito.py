@@ -431,6 +431,7 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
     """The cells of a benchmark, in table order: each ``{table, control, changes, label, domain}``, where
     ``changes`` are the ITO config fields of that cell. ``only``: a subset of controls (Table 1, the sweeps
     and the domain rows); ``skip``: tables left out ("sweep", "text", "domain")."""
+    from ditto2.ito.optimize import check_start_candidates
     from ditto2.runs.ito import STUDENT_FIELD
 
     wanted = lambda control: not only or control in only
@@ -469,9 +470,10 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
             raise ValueError(f"sweep entry: lrs must be positive step sizes, got {sw['lrs']}")
         refines, envelopes = _off_or_more(sw, "refine", "refine σ's"), _off_or_more(sw, "envelope", "envelope weights")
         anchors = _off_or_more(sw, "anchor", "anchor weights")
-        starts = [int(n) for n in sw.get("starts") or []] or [None]
-        if any(n is not None and not 1 <= n <= 1 << 16 for n in starts):
-            raise ValueError(f"sweep entry: starts must be candidate counts in 1..65536 (1 = off), got {sw['starts']}")
+        try:
+            starts = [check_start_candidates(n) for n in sw.get("starts") or []] or [None]
+        except ValueError as e:
+            raise ValueError(f"sweep entry: starts must be candidate counts: {e}") from None
         for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
             for method in sw.get("methods") or [sw["method"]]:
                 for student, lr, refine, env, anchor, n_start in itertools.product(students, lrs, refines, envelopes,

@@ -98,27 +98,34 @@ def initial_noise(shape: tuple, seed: int) -> torch.Tensor:
 
 
 CANDIDATE_STREAM = 1 << 40  # candidate noises come from their own seeds, apart from every run's initial_noise seed
+MAX_CANDIDATES = 1 << 16  # candidate j of a seed is CANDIDATE_STREAM + 2¹⁶·seed + j: j stays below 2¹⁶
+
+
+def check_start_candidates(n) -> int:
+    """A best-of-n start's n, checked: an integer in 1..65536 (1 = off)."""
+    if isinstance(n, bool) or int(n) != n or not 1 <= n <= MAX_CANDIDATES:
+        raise ValueError(f"start_candidates must be an integer in 1..{MAX_CANDIDATES} (1 = off), got {n}")
+    return int(n)
 
 
 def candidate_noises(shape: tuple, seed: int, n: int) -> torch.Tensor:
     """(n − 1, *shape): the other start noises a run with ``start_candidates = n`` chooses among besides
     ``initial_noise(shape, seed)`` (candidate 0); candidate j is drawn from the seed 2⁴⁰ + 2¹⁶·seed + j, so it is fixed by
     (seed, j), differs for every (seed ≥ 0, j), and is no run's initial noise (run seeds stay below 2⁴⁰)."""
-    if not 1 <= n <= 1 << 16:
-        raise ValueError(f"start_candidates must be in 1..65536 (1 = off), got {n}")
-    return torch.stack([initial_noise(shape, CANDIDATE_STREAM + (seed << 16) + j) for j in range(1, n)]) if n > 1 \
-        else torch.empty((0, *shape))
+    n = check_start_candidates(n)
+    return torch.stack([initial_noise(shape, CANDIDATE_STREAM + seed * MAX_CANDIDATES + j) for j in range(1, n)]) \
+        if n > 1 else torch.empty((0, *shape))
 
 
 @torch.no_grad()
 def best_start(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, others: Optional[torch.Tensor],
-               m: int) -> tuple[torch.Tensor, torch.Tensor]:
+               m: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Best-of-n start: for each item, the candidate noise (z0 or one of ``others``, (n − 1, B, ...)) whose M-step
     surrogate output already has the lowest control loss, and the (n, B) losses. Each candidate is a plain Gaussian
     draw, so the chosen start is as typical a noise as z0; the optimization then has less far to walk. One forward pass
-    per candidate, no gradients."""
+    per candidate, no gradients; none at all without others (z0 itself, no losses)."""
     if others is None or len(others) == 0:
-        return z0, control(surrogate.optimize_forward(z0, m)).unsqueeze(0)
+        return z0, None
     candidates = torch.cat([z0.unsqueeze(0), others.to(z0)])
     losses = torch.stack([control(surrogate.optimize_forward(c, m)) for c in candidates])  # (n, B)
     pick = losses.argmin(0)
@@ -163,7 +170,7 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
     timed optimization."""
     surrogate.eval()
     t0 = time.perf_counter()
-    if start_others is not None and len(start_others) and schedule:
+    if schedule:
         z0, _ = best_start(surrogate, control, z0.detach(), start_others, schedule[0])
     z = nn.Parameter(z0.detach().clone())
     z_start = z0.detach() if anchor_weight > 0 else None  # z is a copy: z0 itself never moves

@@ -71,7 +71,7 @@ class ITOModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._t0 = time.perf_counter()
-        if self.start_others is not None and len(self.start_others) and self.schedule:
+        if self.start_others is not None and self.schedule:
             with torch.no_grad():  # before the first step: Adam has no state yet
                 chosen, _ = best_start(self.surrogate, self.control, self.z.detach(), self.start_others, self.schedule[0])
                 self.z.copy_(chosen)

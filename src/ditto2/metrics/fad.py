@@ -101,14 +101,20 @@ def fad_against(reference: torch.Tensor, generated: torch.Tensor) -> Optional[fl
     return float(metric.compute())
 
 
+def mean_term(reference: torch.Tensor, generated: torch.Tensor) -> float:
+    """FAD's first term ‖μ − μ_ref‖²: how far the set's mean embedding sits from the reference's. Defined for any
+    number of embeddings (FAD itself needs more than the dimension)."""
+    d = _f64(generated).mean(0) - _f64(reference).mean(0)
+    return float(d @ d)
+
+
 def fad_terms(reference: torch.Tensor, generated: torch.Tensor) -> Optional[tuple[float, float]]:
-    """``fad_against`` split into its two terms: (‖μ − μ_ref‖², the rest), i.e. how far the set's mean embedding sits
+    """``fad_against`` split into its two terms: (``mean_term``, the rest), i.e. how far the set's mean embedding sits
     from the reference's, and how their covariances (spread and shape) differ; None where ``fad_against`` is."""
     fad = fad_against(reference, generated)
     if fad is None:
         return None
-    d = gaussian_stats(generated)[0] - gaussian_stats(reference)[0]
-    mean = float(d @ d)
+    mean = mean_term(reference, generated)
     return mean, fad - mean
 
 

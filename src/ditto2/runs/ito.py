@@ -23,7 +23,15 @@ from omegaconf import OmegaConf
 from ditto2.audio.mel import MelConfig, MelNormalizer
 from ditto2.controls import CONTROLS, CompositeControl, MelContext, build_control
 from ditto2.data.heldout import held_out_clips
-from ditto2.ito.optimize import ADAM_BETAS, LR_DECAYS, candidate_noises, check_betas, initial_noise, optimize_noise
+from ditto2.ito.optimize import (
+    ADAM_BETAS,
+    LR_DECAYS,
+    candidate_noises,
+    check_betas,
+    check_start_candidates,
+    initial_noise,
+    optimize_noise,
+)
 from ditto2.ito.surrogates import BaseModelSurrogate, StudentSurrogate, m_schedule, parse_m
 from ditto2.models.bundle import bundle_stem, load_bundle
 from ditto2.models.generator import load_generator
@@ -203,9 +211,7 @@ def check_config(cfg: ITOConfig) -> ITOConfig:
         raise ValueError(f"envelope_weight must be >= 0 (0 = off), got {cfg.envelope_weight}")
     if cfg.anchor_weight < 0:
         raise ValueError(f"anchor_weight must be >= 0 (0 = off), got {cfg.anchor_weight}")
-    if not 1 <= cfg.start_candidates <= 1 << 16:
-        raise ValueError(f"start_candidates must be in 1..65536 (1 = off), got {cfg.start_candidates}")
-    if cfg.start_candidates > 1 and cfg.steps == 0:
+    if check_start_candidates(cfg.start_candidates) > 1 and cfg.steps == 0:
         raise ValueError("start_candidates > 1 chooses a start for the optimization: it needs steps (K) >= 1")
     if cfg.refine_sigma < 0:
         raise ValueError(f"refine_sigma must be >= 0 (0 = no refinement), got {cfg.refine_sigma}")
@@ -504,7 +510,7 @@ def _run_loop(cfg: ITOConfig, surrogate, composite, shape, device: str, callback
     run = optimize_noise(surrogate, composite, initial_noise(shape, cfg.seed).to(device), m_schedule(cfg.steps, cfg.m),
                          cfg.lr, cfg.prior_weight, cfg.gradient_clip, on_step=log, lr_decay=cfg.lr_decay,
                          betas=cfg.adam_betas, envelope_weight=cfg.envelope_weight, anchor_weight=cfg.anchor_weight,
-                         start_others=None if cfg.steps == 0 else start_others(cfg, shape))
+                         start_others=start_others(cfg, shape))  # K = 0 with n > 1 is refused by check_config
     mel = None
     if cfg.steps == 0:
         mel = run.decode()  # once: the control loss at the initial noise and the report both read this output

@@ -154,6 +154,18 @@ def test_a_sweep_compares_best_of_n_starts_cell_by_cell():
         plan(cfg)
 
 
+def test_a_sweep_compares_noise_optimizers_cell_by_cell():
+    """A sweep entry's optimizers: every cell once per optimizer, the name in config and label; unknown names refused."""
+    cfg = load_bench_config("experiments/bench/optimizer-tiny.yaml")
+    cells = plan(cfg)
+    assert [c["changes"]["optimizer"] for c in cells] == ["adam", "adam-item"]
+    assert cells[1]["label"] == "ditto2-ctm M=1 T=1 γ=0.0 ctm-decode lr=0.02 adam-item"
+    assert make_config(controls=[{"name": "intensity"}], **cells[1]["changes"]).optimizer == "adam-item"
+    cfg.sweep[0]["optimizers"] = ["sgd"]
+    with pytest.raises(ValueError, match="optimizers"):
+        plan(cfg)
+
+
 def test_a_subset_run_into_a_folder_keeps_the_rows_it_does_not_redo():
     """kept_rows: earlier rows of cells this run did not redo stay (in order), a redone cell's row is replaced, and this
     run's rows follow."""

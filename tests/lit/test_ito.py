@@ -499,3 +499,34 @@ def test_best_of_n_start_picks_each_items_best_candidate_and_both_engines_agree(
         load_config(None, ["start_candidates=0"])
     with pytest.raises(ValueError, match="steps"):
         load_config(None, ["start_candidates=4", "steps=0"])
+
+
+def test_the_noise_optimizer_reaches_both_engines_and_bad_names_fail_before_compute():
+    """optimizer=adam-item: the loop and the Lightning module take ItemAdam's steps (not Adam's); a name outside
+    ito.optimizers.OPTIMIZERS is one line naming optimizer, in the config too."""
+    import pytorch_lightning as pl
+
+    from ditto2.ito.optimize import initial_noise, optimize_noise
+    from ditto2.ito.optimizers import ItemAdam
+
+    shape = (2, 1, 4, 5)
+    w = torch.linspace(0.1, 2.0, 20).view(1, 1, 4, 5)
+    loss = lambda mel: (w * (mel - 0.5).pow(2)).flatten(1).sum(1)  # noqa: E731
+    z0 = initial_noise(shape, 0)
+    z = torch.nn.Parameter(z0.clone())
+    opt = ItemAdam([z], lr=0.05)
+    for _ in range(8):
+        opt.zero_grad()
+        loss(z).sum().backward()
+        opt.step()
+    run = optimize_noise(Identity(), loss, z0, m_schedule(8, 1), lr=0.05, optimizer="adam-item")
+    adam = optimize_noise(Identity(), loss, z0, m_schedule(8, 1), lr=0.05)
+    module = ITOModule(Identity(), loss, shape, steps=8, m=1, lr=0.05, optimizer="adam-item")
+    pl.Trainer(max_steps=8, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module)
+    assert torch.allclose(run.z.detach(), z.detach(), atol=1e-6)
+    assert torch.allclose(module.z.detach(), z.detach(), atol=1e-6)
+    assert not torch.allclose(adam.z.detach(), z.detach(), atol=1e-3)
+    assert load_config(None, ["optimizer=adam-item"]).optimizer == "adam-item"
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        load_config(None, ["optimizer=sgd"])

@@ -79,7 +79,7 @@ def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None, by
 
 def as_settings(row: dict, with_lr: bool = False) -> dict:
     """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, its
-    envelope and anchor priors and best-of-n start where it ran with them, and with ``with_lr`` its Adam step size (a
+    envelope and anchor priors, best-of-n start and optimizer where it ran with them, and with ``with_lr`` its Adam step size (a
     sweep that compared steps: ``lrs:``)."""
     from ditto2.runs.ito import STUDENT_FIELD
 
@@ -95,6 +95,8 @@ def as_settings(row: dict, with_lr: bool = False) -> dict:
         out["anchor_weight"] = float(row["anchor_weight"])
     if (row.get("start_candidates") or 1) > 1:  # and the best-of-n start
         out["start_candidates"] = int(row["start_candidates"])
+    if row.get("optimizer", "adam") != "adam":  # and the noise's optimizer
+        out["optimizer"] = row["optimizer"]
     return out
 
 

@@ -173,7 +173,8 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
     first = summaries[0]
     total = {k: sum(s[k] for s in summaries) for k in ("optimize_s", "decode_s", "vocode_s")}
     cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "gamma", "tags", "device")}
-    cell.update({k: first[k] for k in ("refine_sigma", "envelope_weight", "anchor_weight", "start_candidates")
+    cell.update({k: first[k] for k in ("refine_sigma", "envelope_weight", "anchor_weight", "start_candidates",
+                                           "optimizer")
                  if k in first})
     cell.update({
         "audio_seconds": first["audio_seconds_per_item"], "n": n, "batch": batch, "runs": len(summaries),
@@ -432,6 +433,7 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
     ``changes`` are the ITO config fields of that cell. ``only``: a subset of controls (Table 1, the sweeps
     and the domain rows); ``skip``: tables left out ("sweep", "text", "domain")."""
     from ditto2.ito.optimize import check_start_candidates
+    from ditto2.ito.optimizers import check_optimizer
     from ditto2.runs.ito import STUDENT_FIELD
 
     wanted = lambda control: not only or control in only
@@ -459,8 +461,9 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
         # envelope: weights of the envelope prior (ITOConfig.envelope_weight; 0 = off), each cell once per weight
         # anchor: weights of the anchor prior (ITOConfig.anchor_weight; 0 = off), each cell once per weight
         # starts: best-of-n starts (ITOConfig.start_candidates; 1 = off), each cell once per n
+        # optimizers: the noise's optimizers (ITOConfig.optimizer: adam, adam-item), each cell once per optimizer
         keys = ("control", "controls", "method", "methods", "mt", "students", "lrs", "refine", "envelope", "anchor",
-                "starts")
+                "starts", "optimizers")
         unknown = set(sw) - set(keys)
         if unknown:
             raise ValueError(f"sweep entry: unknown keys {sorted(unknown)}; known: {', '.join(keys)}")
@@ -474,16 +477,21 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
             starts = [check_start_candidates(n) for n in sw.get("starts") or []] or [None]
         except ValueError as e:
             raise ValueError(f"sweep entry: starts must be candidate counts: {e}") from None
+        try:
+            optimizers = [check_optimizer(o) for o in sw.get("optimizers") or []] or [None]
+        except ValueError as e:
+            raise ValueError(f"sweep entry: optimizers: {e}") from None
         for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
             for method in sw.get("methods") or [sw["method"]]:
-                for student, lr, refine, env, anchor, n_start in itertools.product(students, lrs, refines, envelopes,
-                                                                                   anchors, starts):
+                for student, lr, refine, env, anchor, n_start, optimizer in itertools.product(
+                        students, lrs, refines, envelopes, anchors, starts, optimizers):
                     bundle = {STUDENT_FIELD[method]: str(student)} if student and method in STUDENT_FIELD else {}
                     step = {} if lr is None else {"lr": lr}
                     step.update({} if refine is None or method == "ditto" else {"refine_sigma": refine})
                     step.update({} if env is None else {"envelope_weight": env})
                     step.update({} if anchor is None else {"anchor_weight": anchor})
                     step.update({} if n_start is None else {"start_candidates": n_start})
+                    step.update({} if optimizer is None else {"optimizer": optimizer})
                     for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
                         m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
                         label = (f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
@@ -492,7 +500,8 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
                                  + (f" refine={refine:g}" if "refine_sigma" in step else "")
                                  + (f" envelope={env:g}" if env is not None else "")
                                  + (f" anchor={anchor:g}" if anchor is not None else "")
-                                 + (f" starts={n_start}" if n_start is not None else ""))
+                                 + (f" starts={n_start}" if n_start is not None else "")
+                                 + (f" {optimizer}" if optimizer is not None else ""))
                         add("sweep", control, {"method": method, "steps": cfg.controls[control], "m": m,
                                                "decode_steps": t, "gamma": gamma, **bundle, **step}, label)
     if cfg.text and "text" not in skip:

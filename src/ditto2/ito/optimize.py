@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ditto2.ito.optimizers import noise_optimizer
 from ditto2.ito.surrogates import Surrogate
 
 
@@ -158,7 +159,8 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
                    lr: float = 5e-3, prior_weight: float = 0.0, gradient_clip: Optional[float] = None,
                    on_step: Optional[Callable[[int, torch.Tensor], None]] = None,
                    lr_decay: str = "constant", betas=ADAM_BETAS, envelope_weight: float = 0.0,
-                   anchor_weight: float = 0.0, start_others: Optional[torch.Tensor] = None) -> NoiseRun:
+                   anchor_weight: float = 0.0, start_others: Optional[torch.Tensor] = None,
+                   optimizer: str = "adam") -> NoiseRun:
     """Adam on z for ``len(schedule)`` steps, step k differentiating through ``schedule[k]`` surrogate
     steps (``m_schedule``), with step size ``step_sizes(lr, K, lr_decay)[k]``. Items are independent: the
     summed loss gives each its own gradient. ``on_step(k, per_item_loss)`` is called after every step
@@ -167,7 +169,7 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
     ``envelope_weight``: the envelope prior's weight (``objective``); its start envelope is read once from z0.
     ``anchor_weight``: the weight of the pull back towards the start (``objective``). ``start_others``: further
     candidate starts (``candidate_noises``); each item starts from the best of z0 and these (``best_start``), in the
-    timed optimization."""
+    timed optimization. ``optimizer``: ``adam`` or ``adam-item`` (one second moment per item: ``ito.optimizers``)."""
     surrogate.eval()
     t0 = time.perf_counter()
     if schedule:
@@ -175,7 +177,7 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
     z = nn.Parameter(z0.detach().clone())
     z_start = z0.detach() if anchor_weight > 0 else None  # z is a copy: z0 itself never moves
     run = NoiseRun(surrogate, z)
-    opt = torch.optim.Adam([z], lr=lr, betas=check_betas(betas))
+    opt = noise_optimizer(optimizer, z, lr, check_betas(betas))
     sizes = step_sizes(lr, len(schedule), lr_decay)
     start = start_envelope_of(surrogate, z, schedule[0], envelope_weight) if schedule else None
     for k, m in enumerate(schedule):

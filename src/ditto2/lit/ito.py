@@ -23,6 +23,7 @@ from ditto2.ito.optimize import (
     step_sizes,
     timed_decode,
 )
+from ditto2.ito.optimizers import check_optimizer, noise_optimizer
 from ditto2.ito.surrogates import Surrogate, m_schedule
 
 
@@ -31,7 +32,7 @@ class ITOModule(pl.LightningModule):
                  m=1, lr: float = 5e-3, prior_weight: float = 0.0, seed: int = 0,
                  init_noise: Optional[torch.Tensor] = None, lr_decay: str = "constant",
                  betas=ADAM_BETAS, envelope_weight: float = 0.0, anchor_weight: float = 0.0,
-                 start_others: Optional[torch.Tensor] = None):
+                 start_others: Optional[torch.Tensor] = None, optimizer: str = "adam"):
         super().__init__()
         self.surrogate, self.control = surrogate.eval(), control
         self.k, self.lr, self.prior_weight, self.envelope_weight = steps, lr, prior_weight, envelope_weight
@@ -39,6 +40,7 @@ class ITOModule(pl.LightningModule):
         self.schedule = m_schedule(steps, m)
         self.sizes = step_sizes(lr, steps, lr_decay)  # Adam's step size at each step (optimize_noise's)
         self.betas = check_betas(betas)
+        self.optimizer_name = check_optimizer(optimizer)
         self.z = nn.Parameter((initial_noise(noise_shape, seed) if init_noise is None else init_noise).clone())
         self.anchor_weight = anchor_weight
         self.register_buffer("z_start", self.z.detach().clone(), persistent=False)  # what the anchor prior pulls to
@@ -57,7 +59,7 @@ class ITOModule(pl.LightningModule):
         return DataLoader(range(self.k), batch_size=None)  # a Lightning epoch of K steps; no data
 
     def configure_optimizers(self):
-        return torch.optim.Adam([self.z], lr=self.lr, betas=self.betas)
+        return noise_optimizer(self.optimizer_name, self.z, self.lr, self.betas)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         self.trainer.optimizers[0].param_groups[0]["lr"] = self.sizes[self.global_step]

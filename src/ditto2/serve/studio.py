@@ -154,7 +154,8 @@ class Studio:
             run = optimize_noise(surrogate, composite, start, m_schedule(cfg.steps, cfg.m), cfg.lr, cfg.prior_weight,
                                  cfg.gradient_clip, on_step=step, lr_decay=cfg.lr_decay, betas=cfg.adam_betas,
                                  envelope_weight=cfg.envelope_weight, anchor_weight=cfg.anchor_weight,
-                                 start_others=None if warmed else start_others(cfg, tuple(z0.shape)))
+                                 start_others=None if warmed else start_others(cfg, tuple(z0.shape)),
+                                 optimizer=cfg.optimizer)
             mel = run.decode()
             generation_s = run.timing["optimize_s"] + run.timing["decode_s"]
             with torch.no_grad():

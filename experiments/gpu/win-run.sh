@@ -14,7 +14,21 @@ export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 MPLBACKEND=Agg TQDM_DISA
 # ditto-lr: DITTO's own Adam step size per control on 32 validation items (the students' were tuned the same way,
 # results/ito-lr/val; DITTO's 5e-3 never was) -> record the winners as defaults_by_method: {ditto: {lr: ...}} in
 # experiments/ito/<control>.yaml before PART=win, so the table compares tuned against tuned
+# or ditto: only DITTO's cells of results/bench-win-cpu-160 (experiments/bench/win-tiny-ditto-160.yaml: the same items,
+# targets, K and FAD reference, data/shards/eval-512, as the committed CPU DITTO-2 cells, so that the pairing script
+# results/bench-win-cpu-160/ditto_vs_ditto2.py can read them) into results/bench-win-gpu-ditto, CONTROLS to choose.
+# The device takes at most 64 MiB of working tree and the tracked tree is ~96 MB (checkpoints/tiny: 84 MB), so before a
+# PART=ditto call park what DITTO does not read and carry the shards (~42 MB in all), then restore:
+#   mkdir -p /work/runs/park && mv checkpoints/tiny/{cm,ctm,ctm-decode,ctm-trajectory,ctm-uncond,teacher-uncond}.* \
+#     checkpoints/tiny/{clap-judge,tagger}.* /work/runs/park/   # run: carry [data/shards/eval-512]; after: git checkout checkpoints
 PART=${PART:-all}
+if [ "$PART" = ditto ]; then
+  timeout "${DITTO_S:-540}" python3 -m ditto2.bench.ito --config experiments/bench/win-tiny-ditto-160.yaml \
+    --out results/bench-win-gpu-ditto --only ${CONTROLS:-melody structure outpainting inpainting} > "$OUT/ditto.log" 2>&1
+  echo "ditto cells: rc=$?"; tail -n 12 results/bench-win-gpu-ditto/results.md
+  tar czf "$OUT/results.tgz" --exclude='*.wav' --exclude='*.png' results/bench-win-gpu-ditto  # embeddings: FAD pairs
+  exit 0
+fi
 if [ "$PART" = ditto-lr ]; then
   timeout "${DITTO_LR_S:-540}" python3 -m ditto2.bench.interactive --set method=ditto --split val --n 32 --ks 70 \
     --lrs 0.02 0.04 --decays constant --betas 0.9,0.999 --repeats 0 --threads 8 \

@@ -169,3 +169,7 @@ def test_check_compares_the_envelope_prior_a_winner_ran_with(tmp_path):
     assert as_settings({**winner, "anchor_weight": 300.0})["anchor_weight"] == 300.0
     assert as_settings({**winner, "start_candidates": 16})["start_candidates"] == 16
     assert "start_candidates" not in as_settings({**winner, "start_candidates": 1})  # 1 = off
+    assert as_settings({**winner, "optimizer": "adam-item"})["optimizer"] == "adam-item"
+    assert "optimizer" not in as_settings({**winner, "optimizer": "adam"})  # the default
+    assert check({"intensity": {"ditto2-ctm": {**winner, "optimizer": "adam-item"}}}, tmp_path)[0].endswith(
+        "'envelope_weight': 100.0, 'optimizer': 'adam-item'}")

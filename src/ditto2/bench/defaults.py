@@ -79,8 +79,8 @@ def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None, by
 
 def as_settings(row: dict, with_lr: bool = False) -> dict:
     """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, its
-    envelope and anchor priors, best-of-n start and optimizer where it ran with them, and with ``with_lr`` its Adam step size (a
-    sweep that compared steps: ``lrs:``)."""
+    envelope and anchor priors, best-of-n start and optimizer where it ran with them, and with ``with_lr`` its Adam
+    step size (a sweep that compared steps: ``lrs:``)."""
     from ditto2.runs.ito import STUDENT_FIELD
 
     m = _spec(row["M"])

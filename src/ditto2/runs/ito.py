@@ -484,6 +484,13 @@ def run_ito(cfg: ITOConfig) -> dict:
     return summary
 
 
+def step_options(cfg: ITOConfig) -> dict:
+    """The settings of the optimization's steps that ``optimize_noise`` and ``ITOModule`` both take, by their names:
+    one place to add the next one."""
+    return {"lr": cfg.lr, "prior_weight": cfg.prior_weight, "lr_decay": cfg.lr_decay, "betas": cfg.adam_betas,
+            "envelope_weight": cfg.envelope_weight, "anchor_weight": cfg.anchor_weight, "optimizer": cfg.optimizer}
+
+
 def start_others(cfg: ITOConfig, shape: tuple) -> Optional[torch.Tensor]:
     """The further candidate starts of a run with ``start_candidates`` > 1 (``candidate_noises``); None when off."""
     return candidate_noises(shape, cfg.seed, cfg.start_candidates) if cfg.start_candidates > 1 else None
@@ -494,10 +501,8 @@ def _run_lightning(cfg: ITOConfig, surrogate, composite, shape, device: str, cal
 
     from ditto2.lit.ito import ITOModule
 
-    module = ITOModule(surrogate, composite, shape, steps=cfg.steps, m=cfg.m, lr=cfg.lr,
-                       prior_weight=cfg.prior_weight, seed=cfg.seed, lr_decay=cfg.lr_decay,
-                       betas=cfg.adam_betas, envelope_weight=cfg.envelope_weight, anchor_weight=cfg.anchor_weight,
-                       start_others=start_others(cfg, shape), optimizer=cfg.optimizer)
+    module = ITOModule(surrogate, composite, shape, steps=cfg.steps, m=cfg.m, seed=cfg.seed,
+                       start_others=start_others(cfg, shape), **step_options(cfg))
     logger = pl.loggers.TensorBoardLogger(str(out), name="tb", version="") if cfg.tensorboard else False
     gpu = device.startswith("cuda")
     trainer = pl.Trainer(max_steps=cfg.steps, accelerator="gpu" if gpu else "cpu",
@@ -515,10 +520,9 @@ def _run_loop(cfg: ITOConfig, surrogate, composite, shape, device: str, callback
     writer = _writer(out) if cfg.tensorboard else None
     log = (lambda k, loss: writer.add_scalar("ito/loss", float(loss.mean()), k)) if writer is not None else None
     run = optimize_noise(surrogate, composite, initial_noise(shape, cfg.seed).to(device), m_schedule(cfg.steps, cfg.m),
-                         cfg.lr, cfg.prior_weight, cfg.gradient_clip, on_step=log, lr_decay=cfg.lr_decay,
-                         betas=cfg.adam_betas, envelope_weight=cfg.envelope_weight, anchor_weight=cfg.anchor_weight,
+                         gradient_clip=cfg.gradient_clip, on_step=log,
                          start_others=start_others(cfg, shape),  # K = 0 with n > 1 is refused by check_config
-                         optimizer=cfg.optimizer)
+                         **step_options(cfg))
     mel = None
     if cfg.steps == 0:
         mel = run.decode()  # once: the control loss at the initial noise and the report both read this output

@@ -25,7 +25,7 @@ from ditto2.controls import ControlTargetError
 from ditto2.ito.optimize import initial_noise, optimize_noise
 from ditto2.ito.surrogates import m_schedule
 from ditto2.models.generator import load_generator
-from ditto2.runs.ito import ITOConfig, build_run, check_config, load_config, save_config, start_others
+from ditto2.runs.ito import ITOConfig, build_run, check_config, load_config, save_config, start_others, step_options
 from ditto2.serve.inputs import PAGE_CONTROLS, page_targets
 
 PRESETS = ("interactive", "full")
@@ -151,11 +151,10 @@ class Studio:
                 raise Cancelled()
 
         with self._lock if cfg.method != "ditto" else contextlib.nullcontext():
-            run = optimize_noise(surrogate, composite, start, m_schedule(cfg.steps, cfg.m), cfg.lr, cfg.prior_weight,
-                                 cfg.gradient_clip, on_step=step, lr_decay=cfg.lr_decay, betas=cfg.adam_betas,
-                                 envelope_weight=cfg.envelope_weight, anchor_weight=cfg.anchor_weight,
+            run = optimize_noise(surrogate, composite, start, m_schedule(cfg.steps, cfg.m),
+                                 gradient_clip=cfg.gradient_clip, on_step=step,
                                  start_others=None if warmed else start_others(cfg, tuple(z0.shape)),
-                                 optimizer=cfg.optimizer)
+                                 **step_options(cfg))
             mel = run.decode()
             generation_s = run.timing["optimize_s"] + run.timing["decode_s"]
             with torch.no_grad():

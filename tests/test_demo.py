@@ -92,13 +92,43 @@ def test_demo_table_column_reads_the_committed_tables():
     # DITTO on this machine where its cell is done (intensity: the same 160 items), else the GPU table's
     ditto_here = {r["control"]: r["value"] for r in json.loads(tables[3].read_text())["rows"] if r["method"] == "ditto"}
     assert "intensity" in ditto_here
-    ditto, ditto2, n = values["intensity"]
-    assert ditto == ditto_here["intensity"] and n == 160 and ditto2 < ditto
+    v = values["intensity"]
+    assert v["ditto"] == ditto_here["intensity"] and v["n"] == 160 and v["ditto2"] < v["ditto"]
     ditto_gpu = {r["control"]: r["value"] for r in json.loads(tables[4].read_text())["rows"]
                  if r["table"] == "controls" and r["method"] == "ditto"}
-    for control, (d, _, _) in values.items():
-        assert d == ditto_here.get(control, ditto_gpu[control]), control
+    for control, v in values.items():
+        assert v["ditto"] == ditto_here.get(control, ditto_gpu[control]), control
     from ditto2.bench.defaults import higher_is_better
 
-    for control, (d, d2, _) in values.items():
+    for control, v in values.items():
+        d, d2 = v["ditto"], v["ditto2"]
         assert (d2 >= d) if higher_is_better(f"{control}_x") else (d2 <= d), control
+    # FAD only as a pair scored on one machine against one reference: intensity's (both cells on 2 CPU cores, the 259
+    # disjoint test clips) shows DITTO ahead; a control whose DITTO cell is the GPU table's has none
+    assert values["intensity"]["fad_ditto"] == 0.24296 and round(values["intensity"]["fad_ditto2"], 3) == 0.393
+    for control, v in values.items():
+        assert (v["fad_ditto"] is None) == (control not in ditto_here) == (v["fad_ditto2"] is None), control
+
+
+def test_demo_pairs_fads_only_when_scored_alike(tmp_path):
+    """A FAD pair needs the same device kind, machine, reference split and size, and n; the GPU table's DITTO FAD is
+    never set beside a CPU cell's."""
+    from ditto2.demo import _table_values
+
+    def table(name, method, device, clips, fad, n=160):
+        path = tmp_path / f"{name}.json"
+        row = {"table": "controls", "control": "intensity", "method": method, "device": device, "n": n,
+               "value": 1.0, "fad": fad}
+        path.write_text(json.dumps({"meta": {"machine": "x86_64", "fad_reference_split": "test",
+                                             "fad_reference_clips": clips}, "rows": [row]}))
+        return path
+
+    fast = table("fast", "ditto2-ctm", "cpu", 259, 0.4)
+    assert _table_values([fast, table("here", "ditto", "cpu", 259, 0.3)])["intensity"]["fad_ditto"] == 0.3
+    for other in (table("gpu", "ditto", "cuda:0", 259, 0.3), table("ref", "ditto", "cpu", 512, 0.3),
+                  table("n", "ditto", "cpu", 259, 0.3, n=96)):
+        v = _table_values([fast, other])["intensity"]
+        assert v["ditto"] == 1.0 and v["fad_ditto"] is None and v["fad_ditto2"] is None, other.name
+    # the first file with a DITTO cell wins, as for the control metric
+    v = _table_values([fast, table("gpu", "ditto", "cuda:0", 512, 0.3), table("here", "ditto", "cpu", 259, 0.2)])
+    assert v["intensity"]["fad_ditto"] is None

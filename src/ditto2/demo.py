@@ -111,16 +111,20 @@ def _fmt(v) -> str:
 
 def write_pages(rows: list[dict], out: Path, meta: dict) -> None:
     head = ["control", "metric", "DITTO (item 1)", "DITTO-2 (item 1)", "DITTO-2 (all items)", "winner on item 1",
-            "speed-up per item (DITTO-2 batched)", "committed table: DITTO / DITTO-2"]
+            "speed-up per item (DITTO-2 batched)", "committed table: DITTO / DITTO-2",
+            "committed FAD ↓: DITTO / DITTO-2 (one machine)"]
     md = ["# ditto2 demo", "", meta["text"], "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     cells = []
     for r in rows:
         arrow = "↑" if r["higher_is_better"] else "↓"
         table = (f"{_fmt(r['table_ditto'])} / {_fmt(r['table_ditto2'])} (n={r['table_n']})"
                  if r.get("table_ditto2") is not None else "–")
+        fad = (f"{r['table_fad_ditto']:.3f} / {r['table_fad_ditto2']:.3f}" if r.get("table_fad_ditto") is not None
+               else "– (DITTO's cell is from another machine or reference)" if r.get("table_ditto2") is not None
+               else "–")
         vals = [r["control"], f"{METRIC_NAMES.get(r['metric'], r['metric'])} {arrow}", _fmt(r["ditto_metric"]),
                 _fmt(r["ditto2_metric"]), f"{_fmt(r['ditto2_mean'])} (n={r['ditto2_n']})", r["winner"],
-                f"{r['speedup']:.0f}× ({r['ditto_s']:.0f} s vs {r['ditto2_s']:.1f} s)", table]
+                f"{r['speedup']:.0f}× ({r['ditto_s']:.0f} s vs {r['ditto2_s']:.1f} s)", table, fad]
         md.append("| " + " | ".join(str(v) for v in vals) + " |")
         cells.append(vals)
     md += ["", *(f"- **{r['control']}** ({r['settings']}): {ASKED[r['control']]}" for r in rows), "",
@@ -150,23 +154,37 @@ COMMITTED_TABLES = ("results/bench-win-cpu-160/steps/results.json", "results/ben
                     "results/bench-gpu/results.json")
 
 
+def _where(row: dict, meta: dict) -> tuple:
+    """What a cell's FAD depends on besides its generations: the machine that vocoded and embedded them, the reference
+    clips it was scored against, and n. Two FADs compare only when these agree (the same DITTO-2 cell scored 0.41 on
+    2 CPU cores and 0.49 on the GPU against one reference: results/bench-win-cpu-160/README.md)."""
+    device = str(row.get("device", "")).split(":")[0]
+    return device, meta.get("machine"), meta.get("fad_reference_split"), meta.get("fad_reference_clips"), row["n"]
+
+
 def _table_values(paths: list[Path]) -> dict:
-    """{control: (DITTO, DITTO-2 CTM, n)} from committed `ditto2 bench` results.json files (Table 1 rows): each
-    value from the first file that has it (e.g. DITTO-2 with the defaults from the CPU table, DITTO from the GPU one)."""
-    out: dict = {}
+    """{control: {ditto, ditto2, n, fad_ditto, fad_ditto2}} from committed `ditto2 bench` results.json files (Table 1
+    rows): each value from the first file that has it (e.g. DITTO-2 with the defaults from the CPU table, DITTO from
+    the GPU one). The FADs are given as a pair, and only when both cells were scored alike (``_where``); else None."""
+    found: dict = {}
     for path in paths:
         if not path.exists():
             continue
-        for r in json.loads(path.read_text())["rows"]:
+        data = json.loads(path.read_text())
+        for r in data["rows"]:
             if r["table"] != "controls" or r["method"] not in ("ditto", "ditto2-ctm"):
                 continue
-            d, d2, n = out.get(r["control"], (None, None, None))
-            if r["method"] == "ditto" and d is None:
-                d = r["value"]
-            elif r["method"] == "ditto2-ctm" and d2 is None:
-                d2, n = r["value"], r["n"]
-            out[r["control"]] = (d, d2, n)
-    return {c: v for c, v in out.items() if v[1] is not None}
+            found.setdefault(r["control"], {}).setdefault(r["method"], (r, _where(r, data.get("meta", {}))))
+    out = {}
+    for control, cells in found.items():
+        if "ditto2-ctm" not in cells:
+            continue
+        fast, fast_where = cells["ditto2-ctm"]
+        slow, slow_where = cells.get("ditto", (None, None))
+        paired = slow is not None and slow_where == fast_where and None not in (slow.get("fad"), fast.get("fad"))
+        out[control] = {"ditto": slow["value"] if slow else None, "ditto2": fast["value"], "n": fast["n"],
+                        "fad_ditto": slow["fad"] if paired else None, "fad_ditto2": fast["fad"] if paired else None}
+    return out
 
 
 def _row(control: str, res: dict, table: dict) -> dict:
@@ -178,7 +196,7 @@ def _row(control: str, res: dict, table: dict) -> dict:
     first2, first = d2["items"][0][key], d["items"][0][key]
     tie = abs(first2 - first) <= 0.02 * max(abs(first), 1e-9)
     winner = "tie" if tie else ("DITTO-2" if (first2 > first) == higher else "DITTO")
-    t = table.get(control, (None, None, None))
+    t = table.get(control, {})
     settings = (f"M={d2['M']}, T={d2['T']}" + (f", γ={d2['gamma']}" if d2["T"] > 1 else "")
                 + (f", student {d2['student']}" if d2.get("student") else ""))
     return {"control": control, "target": d2["targets"][0] if d2.get("targets") else "", "metric": key,
@@ -186,7 +204,8 @@ def _row(control: str, res: dict, table: dict) -> dict:
             "speedup": round(d["seconds_per_item"] / d2["seconds_per_item"], 1),
             "ditto_metric": first, "ditto2_metric": first2, "ditto2_mean": d2["metrics_mean"][key],
             "ditto2_n": len(d2["items"]), "winner": winner, "settings": settings,
-            "table_ditto": t[0], "table_ditto2": t[1], "table_n": t[2],
+            "table_ditto": t.get("ditto"), "table_ditto2": t.get("ditto2"), "table_n": t.get("n"),
+            "table_fad_ditto": t.get("fad_ditto"), "table_fad_ditto2": t.get("fad_ditto2"),
             "ditto_clap": d["metrics_mean"].get("clap_score"), "ditto2_clap": d2["metrics_mean"].get("clap_score"),
             # a text control optimizes the same CLAP: its score is kept apart and said to be self-graded
             "ditto_clap_self_graded": d["metrics_mean"].get("clap_score_self_graded"),
@@ -239,8 +258,10 @@ def main(argv=None) -> int:
     meta = {"text": f"Held-out clips the models never trained on, each conditioned on its own tags; K={args.steps} Adam "
                     f"steps for both methods; DITTO-2 on {args.items} items per control, DITTO on the "
                     f"first; the winner is decided on that shared item (ties within 2 %). Times are wall seconds per "
-                    f"generation on this machine; {minutes:.1f} min in all. The last column is the committed "
-                    f"tables ({', '.join(args.table) or 'none given'}), the numbers to trust."}
+                    f"generation on this machine; {minutes:.1f} min in all. The last two columns are the committed "
+                    f"tables ({', '.join(args.table) or 'none given'}), the numbers to trust; a FAD pair only where "
+                    f"DITTO and DITTO-2 were scored on one machine against one reference (FAD moves with the machine "
+                    f"by as much as the differences in question)."}
     write_pages(rows, out, meta)
     (out / "results.json").write_text(json.dumps({"rows": rows, "minutes": round(minutes, 2)}, indent=1))
     print(f"\nOpen {out / 'index.html'} (or {out / 'README.md'}); tensorboard --logdir {out}")

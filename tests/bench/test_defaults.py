@@ -56,6 +56,9 @@ def test_per_method_defaults_resolve_and_overrides_still_win(tmp_path):
         load_config(None, ["split=train"])
 
 
+LATER = {"bench-steps": ["results/bench-steps/melody-small/winners.json"]}
+
+
 @pytest.mark.parametrize("folder", ["bench-defaults", "bench-students", "bench-steps"])
 def test_committed_yamls_hold_the_committed_sweep_winners(folder):
     """(M, T, γ) from the first sweep, then the student (at those settings, by FAD) from the second, then the step."""
@@ -65,6 +68,10 @@ def test_committed_yamls_hold_the_committed_sweep_winners(folder):
     winners = pick(rows, rule["tolerance"], rule["max_m"], rule.get("by_fad", False))
     entries = json.loads(sweep.read_text())["meta"]["config"]["sweep"]
     swept = {c for entry in entries for c in entry.get("controls") or [entry["control"]]}
+    for later in LATER.get(folder, []):  # a later sweep, against DITTO's bar, re-chose these controls' steps
+        redone = set(json.loads((ROOT / later).read_text())["winners"])
+        rows = [r for r in rows if r["control"] not in redone]
+        winners, swept = {c: w for c, w in winners.items() if c not in redone}, swept - redone
     assert set(winners) == swept and (folder == "bench-steps" or swept >= {"intensity", "melody", "structure",
                                                                            "outpainting", "inpainting"})
     assert check(winners, ROOT / "experiments" / "ito", rows) == []
@@ -147,11 +154,11 @@ def test_check_compares_the_step_size_only_where_the_sweep_compared_steps(tmp_pa
 
 def test_a_saved_run_config_reloads_to_the_values_the_run_used(tmp_path):
     """config.yaml holds the resolved values: the control YAML's per-method step is not applied a second time over a
-    step the run chose otherwise (the interactive preset's 0.04 over melody's 0.02)."""
+    step the run chose otherwise (the interactive preset's 0.04 over melody's 0.01)."""
     from ditto2.runs.ito import save_config
 
     cfg = load_config(str(ROOT / "experiments/ito/melody.yaml"), ["lr=0.04"])
-    assert cfg.lr == 0.04 and cfg.defaults_by_method["ditto2-ctm"]["lr"] == 0.02
+    assert cfg.lr == 0.04 and cfg.defaults_by_method["ditto2-ctm"]["lr"] == 0.01
     save_config(cfg, tmp_path / "config.yaml")
     assert load_config(str(tmp_path / "config.yaml")).lr == 0.04
 
@@ -173,3 +180,45 @@ def test_check_compares_the_envelope_prior_a_winner_ran_with(tmp_path):
     assert "optimizer" not in as_settings({**winner, "optimizer": "adam"})  # the default
     assert check({"intensity": {"ditto2-ctm": {**winner, "optimizer": "adam-item"}}}, tmp_path)[0].endswith(
         "'envelope_weight': 100.0, 'optimizer': 'adam-item'}")
+
+
+def test_pick_against_baseline_needs_the_bar_and_trades_control_only_for_a_measurable_fad_gain():
+    """Steps by control (accuracy, higher is better): the bar drops what controls worse than the baseline on its items,
+    and the walk from the best-controlling step moves down only where the FAD gain is measurable."""
+    from ditto2.bench.defaults import pick_against_baseline
+
+    cells = [{"lr": lr, "value": v, "value_bar": vb, "fad": f} for lr, v, vb, f in
+             [(0.04, 98.3, 98.0, 0.56), (0.02, 97.8, 97.5, 0.51), (0.01, 95.6, 95.0, 0.48), (0.005, 86.8, 84.0, 0.47),
+              (0.0025, 64.3, 65.0, 0.46)]]
+    measurable = {(0.02, 0.04), (0.01, 0.02), (0.005, 0.01), (0.0025, 0.005)}
+    lower = lambda a, b: (a["lr"], b["lr"]) in measurable  # noqa: E731
+    assert pick_against_baseline(cells, 83.0, True, lower)["lr"] == 0.005  # every measurable step down, to the bar
+    assert pick_against_baseline(cells, 90.0, True, lower)["lr"] == 0.01  # 0.005 is under the bar on its items
+    assert pick_against_baseline(cells, 83.0, True, lambda a, b: (a["lr"], b["lr"]) == (0.02, 0.04))["lr"] == 0.02
+    assert pick_against_baseline(cells, 83.0, True, lambda a, b: False)["lr"] == 0.04  # no gain: the best control
+    assert pick_against_baseline(cells, 99.0, True, lower) is None
+    # lower is better (e.g. dB²): the bar and the order flip
+    down = [{**c, "value": -c["value"], "value_bar": -c["value_bar"]} for c in cells]
+    assert pick_against_baseline(down, -90.0, False, lower)["lr"] == 0.01
+
+
+def test_melody_step_is_the_one_chosen_against_dittos_bar():
+    """results/bench-steps/melody-small/winners.json (pick_step.py, validation items): the pick recomputed from its
+    committed cells, bar and paired FAD intervals is the step experiments/ito/melody.yaml gives DITTO-2 CTM, and the
+    bar is DITTO's own on validation items."""
+    from ditto2.bench.defaults import pick_against_baseline
+    from ditto2.runs.ito import control_defaults
+
+    w = json.loads((ROOT / "results" / "bench-steps" / "melody-small" / "winners.json").read_text())
+    pairs = w["fad_pairs"]
+    lower = lambda a, b: pairs[f"{a['lr']:g}-{b['lr']:g}"][1] < 0  # noqa: E731  (a pair the walk did not record: KeyError)
+    win = pick_against_baseline(w["cells"], w["bar"]["value"], True, lower)
+    assert win is not None and w["winners"]["melody"]["ditto2-ctm"] == {"lr": win["lr"]}
+    assert w["bar"]["method"] == "ditto" and w["bar"]["items"] >= 16
+    have = control_defaults(str(ROOT / "experiments" / "ito" / "melody.yaml"), "ditto2-ctm")
+    assert have["lr"] == win["lr"]
+    for name in ("steps-melody-small-tiny.yaml", "ditto-val-melody-tiny.yaml"):  # both measured validation items
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.load(ROOT / "experiments" / "bench" / name)
+        assert "split=val" in cfg.overrides and cfg.seed >= 1000, name

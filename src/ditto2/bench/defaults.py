@@ -10,6 +10,9 @@ mean M (``ito.surrogates.m_mean``: "1:0.8,2" is 1.2, the paper's adaptive 1.75).
 ``--by-fad`` (a sweep with FAD per cell, n > the CLAP's dimensions, e.g. students compared through a sweep's
 ``students:``): among the cells whose control metric is not measurably worse than the best cell's (their 95 %
 bootstrap intervals overlap), the lowest FAD wins: control first, then what the generations sound like.
+`pick_against_baseline` is the issue's own bar for one swept setting (e.g. the step size), for a sweep whose FADs were
+paired item by item: control at least the baseline's (DITTO on the same validation items), then control is given up
+only for a measurably lower FAD.
 ``--check experiments/ito`` fails when a control's YAML does not hold its winner (the test suite
 runs this against the committed sweeps).
 """
@@ -19,6 +22,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 from ditto2.ito.surrogates import m_mean
 
@@ -75,6 +79,23 @@ def pick(rows: list[dict], tolerance: float = 0.02, max_m: int | None = None, by
             close = [r for r in cands if sign * r["value"] <= best + tolerance * abs(best)]
             out.setdefault(control, {})[method] = min(close, key=lambda r: (r["seconds_per_item"], sign * r["value"]))
     return out
+
+
+def pick_against_baseline(cells: list[dict], bar: float, higher: bool, fad_lower) -> Optional[dict]:
+    """One setting among ``cells`` (each with ``value``, the control metric over the sweep's items, and ``value_bar``,
+    over the baseline's items), by the target "control at least the baseline's, FAD as low as it gets": only cells
+    whose ``value_bar`` is at least ``bar`` (the baseline's value on those items) count; the walk starts at the
+    best-controlling one and moves to a worse-controlling one only where ``fad_lower(cell, current)`` (its FAD is
+    measurably lower: a paired 95 % interval of the difference below zero). None when no cell reaches the bar."""
+    sign = 1.0 if higher else -1.0
+    ok = sorted((c for c in cells if sign * (c["value_bar"] - bar) >= 0), key=lambda c: -sign * c["value"])
+    if not ok:
+        return None
+    current = ok[0]
+    for cell in ok[1:]:
+        if fad_lower(cell, current):
+            current = cell
+    return current
 
 
 def as_settings(row: dict, with_lr: bool = False) -> dict:

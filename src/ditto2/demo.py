@@ -147,9 +147,9 @@ def write_pages(rows: list[dict], out: Path, meta: dict) -> None:
     (out / "index.html").write_text("\n".join(body) + "</table></body></html>")
 
 
-# the committed large-n tables the page shows beside its own numbers, first file with a value wins: DITTO-2 with each
-# control's chosen step, student, then the first defaults; DITTO from this machine where its cell is done, else the GPU's
-# DITTO-2 with today's defaults first (ditto2/: the cells paired with DITTO's on this machine), then older settings'
+# the committed large-n tables the page shows beside its own numbers, first file with a value wins: DITTO-2 with today's
+# defaults (ditto2/: the cells paired with DITTO's on this machine), then with each control's chosen step, student, then
+# the first defaults; DITTO from this machine where its cell is done, else the GPU's
 COMMITTED_TABLES = ("results/bench-win-cpu-160/ditto2/results.json",
                     "results/bench-win-cpu-160/steps/results.json", "results/bench-win-cpu-160/students/results.json",
                     "results/bench-win-cpu-160/results.json", "results/bench-win-cpu-160/ditto/results.json",

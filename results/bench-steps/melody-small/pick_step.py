@@ -6,7 +6,7 @@ control is given up only for a measurably lower FAD (ditto2.bench.defaults.pick_
     python results/bench-steps/melody-small/pick_step.py
 
 The bar: DITTO's mean accuracy over the validation items its runs finished (results/bench-steps/ditto-val-melody,
-two runs of 16), each step's DITTO-2 mean over exactly those items (the same targets, checked), the paired difference
+in runs of 16), each step's DITTO-2 mean over exactly those items (the same targets, checked), the paired difference
 with a 10000-resample interval. FAD: each step's 160 generations against the sweep's 250 validation clips, paired
 differences (the same items drawn for both steps, 1000 resamples) for the pairs the walk asks about. Writes
 winners.{json,md} here; the test suite recomputes the pick from winners.json and checks experiments/ito/melody.yaml."""
@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 from ditto2.bench.defaults import pick_against_baseline
 from ditto2.bench.ito import Bench, load_bench_config
 from ditto2.metrics.bootstrap import bootstrap_ci, fad_difference_ci
+from ditto2.metrics.fad import fad_against
 
 HERE = Path(__file__).parent
 KEY = "melody_accuracy_pct"
@@ -67,8 +68,6 @@ def main() -> None:
             lo, hi = fad_difference_ci(reference, emb[a["lr"]], emb[b["lr"]], n_boot=1000)
             pairs[key] = [round(lo, 4), round(hi, 4)]
         return pairs[key][1] < 0
-
-    from ditto2.metrics.fad import fad_against
 
     for c in cells:
         c["fad"] = round(fad_against(reference, emb[c["lr"]]), 4)

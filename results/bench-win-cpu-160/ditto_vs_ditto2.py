@@ -11,16 +11,13 @@ difference, not these FADs with the 160-item ones). It checks that item i asked 
 writes ditto_vs_ditto2-<control>.md: the control metric's mean and median,
 how many items each method wins, the paired mean difference (bootstrap over items), both FADs against the bench's
 disjoint reference, the paired FAD difference (the same items drawn for both), and the time per item."""
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
-from safetensors.torch import load_file
 
-from ditto2.bench.ito import Bench, load_bench_config
+from ditto2.bench.ito import Bench, finished_runs, load_bench_config
 from ditto2.metrics.bootstrap import bootstrap_ci, fad_ci, fad_difference_ci
 from ditto2.metrics.fad import fad_terms, mean_term
 
@@ -32,18 +29,12 @@ METRICS = {"intensity": ("intensity_mse_db2", "dB²", -1), "melody": ("melody_ac
 
 def cell(folder: Path) -> dict:
     """A cell's finished runs: items, targets, pooled embeddings and seconds per item, in item order."""
-    runs = sorted(r for r in folder.glob("run[0-9][0-9]") if (r / "summary.json").is_file())
-    if not runs:
-        sys.exit(f"{folder}: no finished run (runNN/summary.json)")
-    if [r.name for r in runs] != [f"run{i:02d}" for i in range(len(runs))]:
-        sys.exit(f"{folder}: finished runs are not the first ones ({[r.name for r in runs]})")
-    summaries = [json.loads((r / "summary.json").read_text()) for r in runs]
+    summaries, emb = finished_runs(folder)
     items = [it for s in summaries for it in s["items"]]
     seconds = sum(s["optimize_s"] + s["decode_s"] + s["vocode_s"] for s in summaries)
     per_run = [(s["optimize_s"] + s["decode_s"] + s["vocode_s"]) / s["batch"] for s in summaries]
     return {"items": items, "targets": [t for s in summaries for t in s["targets"]], "per_run": per_run,
-            "emb": torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in runs]),
-            "s_per_item": seconds / len(items)}
+            "emb": emb, "s_per_item": seconds / len(items)}
 
 
 def first(c: dict, n: int) -> dict:

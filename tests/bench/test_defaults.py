@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ditto2.bench.defaults import as_settings, check, pick
+from ditto2.bench.defaults import as_settings, check, pick, superseded
 from ditto2.ito.surrogates import parse_m
 from ditto2.runs.ito import decode_defaults, load_config
 
@@ -56,9 +56,6 @@ def test_per_method_defaults_resolve_and_overrides_still_win(tmp_path):
         load_config(None, ["split=train"])
 
 
-LATER = {"bench-steps": ["results/bench-steps/melody-small/winners.json"]}
-
-
 @pytest.mark.parametrize("folder", ["bench-defaults", "bench-students", "bench-steps"])
 def test_committed_yamls_hold_the_committed_sweep_winners(folder):
     """(M, T, γ) from the first sweep, then the student (at those settings, by FAD) from the second, then the step."""
@@ -68,10 +65,11 @@ def test_committed_yamls_hold_the_committed_sweep_winners(folder):
     winners = pick(rows, rule["tolerance"], rule["max_m"], rule.get("by_fad", False))
     entries = json.loads(sweep.read_text())["meta"]["config"]["sweep"]
     swept = {c for entry in entries for c in entry.get("controls") or [entry["control"]]}
-    for later in LATER.get(folder, []):  # a later sweep, against DITTO's bar, re-chose these controls' steps
-        redone = set(json.loads((ROOT / later).read_text())["winners"])
-        rows = [r for r in rows if r["control"] not in redone]
-        winners, swept = {c: w for c, w in winners.items() if c not in redone}, swept - redone
+    redone = superseded(sweep.parent)  # controls a later sweep chose again (melody's step, against DITTO's bar)
+    for later in redone.values():
+        assert set(json.loads((ROOT / later).read_text())["winners"]) <= set(redone), later
+    rows = [r for r in rows if r["control"] not in redone]
+    winners, swept = {c: w for c, w in winners.items() if c not in redone}, swept - set(redone)
     assert set(winners) == swept and (folder == "bench-steps" or swept >= {"intensity", "melody", "structure",
                                                                            "outpainting", "inpainting"})
     assert check(winners, ROOT / "experiments" / "ito", rows) == []
@@ -217,8 +215,8 @@ def test_melody_step_is_the_one_chosen_against_dittos_bar():
     assert w["bar"]["method"] == "ditto" and w["bar"]["items"] >= 16
     have = control_defaults(str(ROOT / "experiments" / "ito" / "melody.yaml"), "ditto2-ctm")
     assert have["lr"] == win["lr"]
-    for name in ("steps-melody-small-tiny.yaml", "ditto-val-melody-tiny.yaml"):  # both measured validation items
-        from omegaconf import OmegaConf
+    from omegaconf import OmegaConf
 
+    for name in ("steps-melody-small-tiny.yaml", "ditto-val-melody-tiny.yaml"):  # both measured validation items
         cfg = OmegaConf.load(ROOT / "experiments" / "bench" / name)
         assert "split=val" in cfg.overrides and cfg.seed >= 1000, name

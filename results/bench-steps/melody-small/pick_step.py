@@ -9,7 +9,8 @@ The bar: DITTO's mean accuracy over the validation items its runs finished (resu
 in runs of 16), each step's DITTO-2 mean over exactly those items (the same targets, checked), the paired difference
 with a 10000-resample interval. FAD: each step's 160 generations against the sweep's 250 validation clips, paired
 differences (the same items drawn for both steps, 1000 resamples) for the pairs the walk asks about. Writes
-winners.{json,md} here; the test suite recomputes the pick from winners.json and checks experiments/ito/melody.yaml."""
+winners.{json,md} here and marks melody superseded in results/bench-steps/winners.json; the test suite recomputes the
+pick from winners.json and checks experiments/ito/melody.yaml."""
 import json
 import sys
 import tempfile
@@ -17,26 +18,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from ditto2.bench.defaults import pick_against_baseline
-from ditto2.bench.ito import Bench, load_bench_config
+from ditto2.bench.ito import Bench, finished_runs, load_bench_config
 from ditto2.metrics.bootstrap import bootstrap_ci, fad_difference_ci
 from ditto2.metrics.fad import fad_against
 
 HERE = Path(__file__).parent
+ROOT = HERE.parents[2]
 KEY = "melody_accuracy_pct"
 CELL = "sweep-melody-ditto2-ctm_M1_T1_γ0.0_ctm-decode_lr{lr:g}"
 
 
 def runs(folder: Path) -> tuple[list, list, torch.Tensor]:
     """A cell's finished runs in order: per-item accuracies, targets, CLAP embeddings."""
-    done = sorted(r for r in folder.glob("run[0-9][0-9]") if (r / "summary.json").is_file())
-    if not done or [r.name for r in done] != [f"run{i:02d}" for i in range(len(done))]:
-        sys.exit(f"{folder}: needs its first runs finished (runNN/summary.json), has {[r.name for r in done]}")
-    summaries = [json.loads((r / "summary.json").read_text()) for r in done]
-    return ([it[KEY] for s in summaries for it in s["items"]], [t for s in summaries for t in s["targets"]],
-            torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in done]))
+    summaries, emb = finished_runs(folder)
+    return [it[KEY] for s in summaries for it in s["items"]], [t for s in summaries for t in s["targets"]], emb
 
 
 def main() -> None:
@@ -52,8 +49,8 @@ def main() -> None:
     for lr in lrs:
         values, _, emb[lr] = runs(HERE / "runs" / CELL.format(lr=lr))
         on_bar, targets, _ = runs(bar_dir / CELL.format(lr=lr))
-        on_bar, targets = on_bar[:n_bar], targets[:n_bar]
-        if targets != ditto_targets[:len(targets)] or len(targets) < n_bar:
+        on_bar = on_bar[:n_bar]
+        if targets[:n_bar] != ditto_targets:
             sys.exit(f"step {lr:g}: its cell beside DITTO's did not ask for DITTO's targets item by item")
         d = np.asarray(on_bar) - np.asarray(ditto)
         lo, hi = bootstrap_ci(d, n_boot=10000)
@@ -79,6 +76,10 @@ def main() -> None:
     (HERE / "winners.json").write_text(json.dumps({
         "rule": rule, "bar": {"method": "ditto", "items": n_bar, "value": bar}, "cells": cells, "fad_pairs": pairs,
         "winners": {"melody": {"ditto2-ctm": {"lr": win["lr"]} if win else None}}}, indent=1))
+    earlier = HERE.parent / "winners.json"  # results/bench-steps chose melody's step before, by control alone
+    data = json.loads(earlier.read_text())
+    data["superseded_by"] = {**data.get("superseded_by", {}), "melody": str((HERE / "winners.json").relative_to(ROOT))}
+    earlier.write_text(json.dumps(data, indent=1))
     lines = ["# Melody's DITTO-2 step size against DITTO's bar (validation items)", "", f"Rule: {rule}.", "",
              f"DITTO (step 5e-3, K = 70): {bar:.1f} % on its {n_bar} validation items.", "",
              "| step | accuracy, 160 items | on DITTO's items | minus DITTO [95 % paired CI] | FAD (160) |",

@@ -14,7 +14,8 @@ bootstrap intervals overlap), the lowest FAD wins: control first, then what the 
 paired item by item: control at least the baseline's (DITTO on the same validation items), then control is given up
 only for a measurably lower FAD.
 ``--check experiments/ito`` fails when a control's YAML does not hold its winner (the test suite
-runs this against the committed sweeps).
+runs this against the committed sweeps); a control whose choice a later sweep made again is left to that sweep: the
+folder's winners.json lists it under ``superseded_by`` (kept when winners.json is rewritten).
 """
 from __future__ import annotations
 
@@ -98,6 +99,12 @@ def pick_against_baseline(cells: list[dict], bar: float, higher: bool, fad_lower
     return current
 
 
+def superseded(folder: Path) -> dict:
+    """{control: the later winners.json that re-chose it} from ``folder``/winners.json (none when it has no such list)."""
+    path = Path(folder) / "winners.json"
+    return json.loads(path.read_text()).get("superseded_by", {}) if path.exists() else {}
+
+
 def as_settings(row: dict, with_lr: bool = False) -> dict:
     """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, its
     envelope and anchor priors, best-of-n start and optimizer where it ran with them, and with ``with_lr`` its Adam
@@ -176,17 +183,19 @@ def main(argv=None) -> int:
     if args.check and (folder / "winners.json").exists():  # check with the rule the winners were picked by
         rule = json.loads((folder / "winners.json").read_text())["rule"]
         args.tolerance, args.max_m, args.by_fad = rule["tolerance"], rule["max_m"], rule.get("by_fad", False)
+    later = superseded(folder)
     winners = pick(data["rows"], args.tolerance, args.max_m, args.by_fad)
     if not winners:
         print(f"{folder} has no sweep rows", file=sys.stderr)
         return 2
     if args.check:
-        problems = check(winners, Path(args.check), data["rows"])
+        problems = check({c: w for c, w in winners.items() if c not in later}, Path(args.check), data["rows"])
         for line in problems:
             print(line, file=sys.stderr)
         return 1 if problems else 0
     (folder / "winners.json").write_text(json.dumps({
         "rule": {"tolerance": args.tolerance, "max_m": args.max_m, "by_fad": args.by_fad},
+        **({"superseded_by": later} if later else {}),
         "winners": {c: {m: {**as_settings(r, with_lr=swept_lr(data["rows"], c, m)), "metric": r["metric"],
                             "value": r["value"], "fad": r.get("fad"), "seconds_per_item": r["seconds_per_item"]}
                         for m, r in bm.items()}

@@ -25,6 +25,7 @@ import math
 import multiprocessing as mp
 import platform
 import resource
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -215,6 +216,21 @@ def finished_run(cfg) -> Optional[dict]:
     if (cfg.clap or cfg.laion_clap or cfg.clap_judge) and not (out / "embeddings.safetensors").is_file():
         return None
     return json.loads((out / "summary.json").read_text())
+
+
+def finished_runs(folder) -> tuple[list[dict], Any]:
+    """A cell folder's finished runs (runNN/summary.json), which must be its first ones, in order -> their summaries
+    and pooled CLAP embeddings: what item-by-item comparisons of committed cells read. Exits with a one-line message
+    when none has finished or a gap precedes a finished one."""
+    import torch
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    done = sorted(r for r in folder.glob("run[0-9][0-9]") if (r / "summary.json").is_file())
+    if not done or [r.name for r in done] != [f"run{i:02d}" for i in range(len(done))]:
+        sys.exit(f"{folder}: needs its first runs finished (runNN/summary.json), has {[r.name for r in done]}")
+    return ([json.loads((r / "summary.json").read_text()) for r in done],
+            torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in done]))
 
 
 def _by_metric(items: list[dict]) -> dict:

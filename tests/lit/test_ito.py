@@ -530,3 +530,38 @@ def test_the_noise_optimizer_reaches_both_engines_and_bad_names_fail_before_comp
     assert load_config(None, ["optimizer=adam-item"]).optimizer == "adam-item"
     with pytest.raises(ValueError, match="optimizer must be one of"):
         load_config(None, ["optimizer=sgd"])
+
+
+def test_smoothing_reads_the_control_near_z_and_steps_over_ripples_both_engines_agree():
+    """smoothing_noise is σ·ε fixed by (seed, step) and fresh each step (None at σ = 0); objective reads the control at
+    z + perturb and the priors at z; a run's first loss is the control at z0 + its first draw. On a loss with fast ripples
+    over a bowl, plain Adam stops in the ripple nearest its start and smoothing (σ well above the ripples' period) walks
+    to the bowl's floor; the loop and the Lightning module take the same steps; σ < 0 is refused."""
+    import pytorch_lightning as pl
+
+    from ditto2.ito.optimize import initial_noise, objective, optimize_noise, smoothing_noise
+
+    shape = (8, 1, 1, 1)
+    assert smoothing_noise(shape, 3, 0, 0.0) is None
+    p0, p1 = smoothing_noise(shape, 3, 0, 0.5), smoothing_noise(shape, 3, 1, 0.5)
+    assert torch.equal(p0, smoothing_noise(shape, 3, 0, 0.5)) and not torch.equal(p0, p1)
+    assert torch.allclose(smoothing_noise(shape, 3, 0, 1.0) * 0.5, p0)
+    assert not torch.equal(smoothing_noise(shape, 3, 0, 1.0), initial_noise(shape, 3))  # its own stream
+    level = lambda mel: mel.flatten(1).mean(1)  # noqa: E731
+    ripples = lambda mel: level(mel).pow(2) + 0.05 * torch.sin(50 * level(mel))  # noqa: E731
+    z0 = initial_noise(shape, 3)
+    assert torch.allclose(objective(Identity(), ripples, z0, 1, prior_weight=2.0, perturb=p0),
+                          ripples(z0 + p0) + 2.0 * (z0.pow(2).flatten(1).mean(1) - 1).pow(2))
+    first = optimize_noise(Identity(), ripples, z0, m_schedule(1, 1), smooth_sigma=0.5, seed=3)
+    assert first.history[0] == pytest.approx(ripples(z0 + p0).tolist())
+    plain, smooth = (optimize_noise(Identity(), ripples, z0, m_schedule(1500, 1), lr=0.02, lr_decay="cosine",
+                                    smooth_sigma=s, seed=3) for s in (0.0, 0.3))
+    assert level(smooth.z.detach()).abs().max() < 0.1
+    assert level(plain.z.detach()).abs().mean() > 0.3  # stuck near where each item started (|z0| ≈ 0.56 on average)
+    module = ITOModule(Identity(), ripples, shape, steps=30, m=1, lr=0.01, seed=3, smooth_sigma=0.3)
+    pl.Trainer(max_steps=30, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module)
+    loop = optimize_noise(Identity(), ripples, z0, m_schedule(30, 1), lr=0.01, smooth_sigma=0.3, seed=3)
+    assert torch.allclose(module.z.detach(), loop.z.detach(), atol=1e-6)
+    with pytest.raises(ValueError, match="smooth_sigma"):
+        load_config(None, ["smooth_sigma=-1"])

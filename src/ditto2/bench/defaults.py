@@ -107,7 +107,7 @@ def superseded(folder: Path) -> dict:
 
 def as_settings(row: dict, with_lr: bool = False) -> dict:
     """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, its
-    envelope and anchor priors, best-of-n start and optimizer where it ran with them, and with ``with_lr`` its Adam
+    envelope and anchor priors, best-of-n start, optimizer and smoothing where it ran with them, and with ``with_lr`` its Adam
     step size (a sweep that compared steps: ``lrs:``)."""
     from ditto2.runs.ito import STUDENT_FIELD
 
@@ -125,6 +125,8 @@ def as_settings(row: dict, with_lr: bool = False) -> dict:
         out["start_candidates"] = int(row["start_candidates"])
     if row.get("optimizer", "adam") != "adam":  # and the noise's optimizer
         out["optimizer"] = row["optimizer"]
+    if row.get("smooth_sigma"):  # and the randomized smoothing
+        out["smooth_sigma"] = float(row["smooth_sigma"])
     return out
 
 

@@ -174,7 +174,7 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
     first = summaries[0]
     total = {k: sum(s[k] for s in summaries) for k in ("optimize_s", "decode_s", "vocode_s")}
     cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "gamma", "tags", "device")}
-    options = ("refine_sigma", "envelope_weight", "anchor_weight", "start_candidates", "optimizer")
+    options = ("refine_sigma", "envelope_weight", "anchor_weight", "start_candidates", "optimizer", "smooth_sigma")
     cell.update({k: first[k] for k in options if k in first})
     cell.update({
         "audio_seconds": first["audio_seconds_per_item"], "n": n, "batch": batch, "runs": len(summaries),
@@ -477,8 +477,9 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
         # anchor: weights of the anchor prior (ITOConfig.anchor_weight; 0 = off), each cell once per weight
         # starts: best-of-n starts (ITOConfig.start_candidates; 1 = off), each cell once per n
         # optimizers: the noise's optimizers (ITOConfig.optimizer: adam, adam-item), each cell once per optimizer
+        # smooth: σ's of the randomized smoothing (ITOConfig.smooth_sigma; 0 = off), each cell once per σ
         keys = ("control", "controls", "method", "methods", "mt", "students", "lrs", "refine", "envelope", "anchor",
-                "starts", "optimizers")
+                "starts", "optimizers", "smooth")
         unknown = set(sw) - set(keys)
         if unknown:
             raise ValueError(f"sweep entry: unknown keys {sorted(unknown)}; known: {', '.join(keys)}")
@@ -488,6 +489,7 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
             raise ValueError(f"sweep entry: lrs must be positive step sizes, got {sw['lrs']}")
         refines, envelopes = _off_or_more(sw, "refine", "refine σ's"), _off_or_more(sw, "envelope", "envelope weights")
         anchors = _off_or_more(sw, "anchor", "anchor weights")
+        smooths = _off_or_more(sw, "smooth", "smoothing σ's")
         try:
             starts = [check_start_candidates(n) for n in sw.get("starts") or []] or [None]
         except ValueError as e:
@@ -498,8 +500,8 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
             raise ValueError(f"sweep entry: optimizers: {e}") from None
         for control in [c for c in sw.get("controls") or [sw["control"]] if wanted(c)]:
             for method in sw.get("methods") or [sw["method"]]:
-                for student, lr, refine, env, anchor, n_start, optimizer in itertools.product(
-                        students, lrs, refines, envelopes, anchors, starts, optimizers):
+                for student, lr, refine, env, anchor, n_start, optimizer, smooth in itertools.product(
+                        students, lrs, refines, envelopes, anchors, starts, optimizers, smooths):
                     bundle = {STUDENT_FIELD[method]: str(student)} if student and method in STUDENT_FIELD else {}
                     step = {} if lr is None else {"lr": lr}
                     step.update({} if refine is None or method == "ditto" else {"refine_sigma": refine})
@@ -507,6 +509,7 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
                     step.update({} if anchor is None else {"anchor_weight": anchor})
                     step.update({} if n_start is None else {"start_candidates": n_start})
                     step.update({} if optimizer is None else {"optimizer": optimizer})
+                    step.update({} if smooth is None else {"smooth_sigma": smooth})
                     for cell in sw["mt"]:  # [M, T] at the table's γ, or [M, T, γ]
                         m, t, gamma = cell[0], cell[1], (cell[2] if len(cell) > 2 else cfg.gamma)
                         label = (f"{method} M={m} T={t}" + (f" γ={gamma}" if len(cell) > 2 else "")
@@ -516,7 +519,8 @@ def plan(cfg: BenchConfig, only=None, skip=()) -> list[dict]:
                                  + (f" envelope={env:g}" if env is not None else "")
                                  + (f" anchor={anchor:g}" if anchor is not None else "")
                                  + (f" starts={n_start}" if n_start is not None else "")
-                                 + (f" {optimizer}" if optimizer is not None else ""))
+                                 + (f" {optimizer}" if optimizer is not None else "")
+                                 + (f" smooth={smooth:g}" if smooth is not None else ""))
                         add("sweep", control, {"method": method, "steps": cfg.controls[control], "m": m,
                                                "decode_steps": t, "gamma": gamma, **bundle, **step}, label)
     if cfg.text and "text" not in skip:

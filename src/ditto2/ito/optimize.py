@@ -40,13 +40,14 @@ def anchor_distance(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
 def objective(surrogate: Surrogate, control: nn.Module, z: torch.Tensor, m: int,
               prior_weight: float = 0.0, envelope_weight: float = 0.0,
               start_envelope: Optional[torch.Tensor] = None, anchor_weight: float = 0.0,
-              z_start: Optional[torch.Tensor] = None) -> torch.Tensor:
+              z_start: Optional[torch.Tensor] = None, perturb: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per-item loss (B,): the control loss of the surrogate's M-step output, plus three optional priors: one that
     keeps z near the Gaussian shell (‖z‖²/d ≈ 1), where the models were trained, one that keeps the output's
     spectral envelope up to a level (``envelope_change`` against ``start_envelope``, that of the surrogate's output
     of the initial noise: ``start_envelope_of``), and one that keeps z near the initial noise ``z_start``
-    (``anchor_weight`` · ``anchor_distance``): the nearest noise that meets the control rather than any."""
-    mel = surrogate.optimize_forward(z, m)
+    (``anchor_weight`` · ``anchor_distance``): the nearest noise that meets the control rather than any.
+    ``perturb`` (``smoothing_noise``): the control is read at z + perturb, the priors at z itself."""
+    mel = surrogate.optimize_forward(z if perturb is None else z + perturb, m)
     per_item = control(mel)
     if prior_weight > 0:
         per_item = per_item + prior_weight * (z.pow(2).flatten(1).mean(1) - 1).pow(2)
@@ -59,6 +60,21 @@ def objective(surrogate: Surrogate, control: nn.Module, z: torch.Tensor, m: int,
             raise ValueError("envelope_weight > 0 needs the start envelope (start_envelope_of the initial noise)")
         per_item = per_item + envelope_weight * envelope_change(mel, start_envelope)
     return per_item
+
+
+SMOOTH_STREAM = 1 << 41  # smoothing draws come from their own seeds, apart from initial and candidate noises
+
+
+def smoothing_noise(shape: tuple, seed: int, k: int, sigma: float, device=None) -> Optional[torch.Tensor]:
+    """σ·ε, the point step k of a smoothed optimization reads the control at (z + σ·ε): ε standard normal, fixed by
+    (seed, k) and drawn afresh each step, so the expected gradient is that of the control smoothed by a Gaussian of width
+    σ around z (randomized smoothing). Directions that lower the loss only in a small neighbourhood of z — a 1-step
+    student's own quirks rather than the music — average out. None when σ = 0 (off)."""
+    if sigma == 0:
+        return None
+    if sigma < 0 or k >= MAX_CANDIDATES:
+        raise ValueError(f"smoothing needs sigma >= 0 and fewer than {MAX_CANDIDATES} steps, got {sigma}, step {k}")
+    return sigma * initial_noise(shape, SMOOTH_STREAM + seed * MAX_CANDIDATES + k).to(device)
 
 
 @torch.no_grad()
@@ -160,7 +176,7 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
                    on_step: Optional[Callable[[int, torch.Tensor], None]] = None,
                    lr_decay: str = "constant", betas=ADAM_BETAS, envelope_weight: float = 0.0,
                    anchor_weight: float = 0.0, start_others: Optional[torch.Tensor] = None,
-                   optimizer: str = "adam") -> NoiseRun:
+                   optimizer: str = "adam", smooth_sigma: float = 0.0, seed: int = 0) -> NoiseRun:
     """Adam on z for ``len(schedule)`` steps, step k differentiating through ``schedule[k]`` surrogate
     steps (``m_schedule``), with step size ``step_sizes(lr, K, lr_decay)[k]``. Items are independent: the
     summed loss gives each its own gradient. ``on_step(k, per_item_loss)`` is called after every step
@@ -169,7 +185,9 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
     ``envelope_weight``: the envelope prior's weight (``objective``); its start envelope is read once from z0.
     ``anchor_weight``: the weight of the pull back towards the start (``objective``). ``start_others``: further
     candidate starts (``candidate_noises``); each item starts from the best of z0 and these (``best_start``), in the
-    timed optimization. ``optimizer``: ``adam`` or ``adam-item`` (one second moment per item: ``ito.optimizers``)."""
+    timed optimization. ``optimizer``: ``adam`` or ``adam-item`` (one second moment per item: ``ito.optimizers``).
+    ``smooth_sigma``: read the control at z + σ·ε each step (``smoothing_noise``, fixed by ``seed`` and the step); the
+    history then holds the losses at those points, and the returned z is the unperturbed one."""
     surrogate.eval()
     t0 = time.perf_counter()
     if schedule:
@@ -183,7 +201,9 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
     for k, m in enumerate(schedule):
         opt.param_groups[0]["lr"] = sizes[k]
         opt.zero_grad(set_to_none=True)
-        per_item = objective(surrogate, control, z, m, prior_weight, envelope_weight, start, anchor_weight, z_start)
+        perturb = smoothing_noise(tuple(z.shape), seed, k, smooth_sigma, z.device)
+        per_item = objective(surrogate, control, z, m, prior_weight, envelope_weight, start, anchor_weight, z_start,
+                             perturb)
         run.history.append(per_item.detach().cpu().tolist())  # also synchronizes the device
         per_item.sum().backward()
         if gradient_clip:

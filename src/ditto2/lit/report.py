@@ -249,6 +249,7 @@ class SummaryReport(ReportCallback):
             **({"anchor_weight": cfg.anchor_weight} if cfg.anchor_weight else {}),
             **({"start_candidates": cfg.start_candidates} if cfg.start_candidates > 1 else {}),
             **({"optimizer": cfg.optimizer} if cfg.optimizer != "adam" else {}),
+            **({"smooth_sigma": cfg.smooth_sigma} if cfg.smooth_sigma else {}),
             "device": str(run.z.device), "optimize_s": round(run.timing["optimize_s"], 3),
             "decode_s": round(run.timing["decode_s"], 3), "vocode_s": round(o.vocode_s, 3),
             "step_s": [round(x, 5) for x in run.timing["step_s"]],

@@ -1,0 +1,77 @@
+"""Which way do intensity's DITTO-2 outputs sit off DITTO's in the FAD embedding, in terms of real music?
+`python results/bench-win-cpu-160/fad_direction.py` (reads the two committed intensity cells; ~1 min on 2 cores).
+
+d = mean CLAP embedding of DITTO-2's 160 test outputs − DITTO's (the FAD gap is this mean shift:
+ditto_vs_ditto2-intensity.md). The FAD reference's real clips are projected on d and the projection set beside each
+clip's tags (genre, mood) and simple features of its normalized log-mel; where the two methods' outputs fall on d is
+printed on the same scale. Writes fad_direction.txt."""
+import collections
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ditto2.bench.ito import Bench, finished_runs, load_bench_config
+from ditto2.data.heldout import clip_order, load_mels
+from ditto2.metrics.reference import reference_set, target_clip_ids
+
+HERE = Path(__file__).parent
+
+
+def main() -> None:
+    ditto = np.asarray(finished_runs(HERE / "ditto" / "runs" / "controls-intensity-ditto")[1])
+    fast = np.asarray(finished_runs(HERE / "ditto2" / "runs" / "controls-intensity-ditto2-ctm")[1])
+    cfg = load_bench_config("experiments/bench/win-tiny-ditto-160.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(cfg, Path(tmp))
+    shards, split = bench.ito.shards, bench.ito.split
+    runs = math.ceil(cfg.n / cfg.batch)  # the bench's own reference rows (fad_reference: all, less the floor's n)
+    exclude = target_clip_ids(shards, split, [cfg.seed + j for j in range(runs)], [cfg.batch] * runs)
+    n_ref = len(clip_order(shards, split, exclude=exclude)) - cfg.n
+    ref = reference_set(shards, {"clap": bench.ito.clap}, n_ref, split=split, exclude=exclude, progress=False)
+    emb = ref.embeddings["clap"].numpy()
+    if not np.allclose(emb, np.asarray(bench.reference["clap"]), atol=1e-5):
+        raise SystemExit("the reference rows differ from the bench's: the projection would not be on its clips")
+    mu = emb.mean(0)
+    d = fast.mean(0) - ditto.mean(0)
+    unit = d / np.linalg.norm(d)
+    proj = (emb - mu) @ unit
+    lines = [f"d = mean(DITTO-2) − mean(DITTO), |d| = {np.linalg.norm(d):.3f}, over {len(fast)} test items each",
+             f"projection on d (0 = the reference's mean): reference clips spread {proj.std():.3f} (std); "
+             f"DITTO {((ditto - mu) @ unit).mean():+.3f}, DITTO-2 {((fast - mu) @ unit).mean():+.3f} (means)", ""]
+    for key in ("genre", "mood"):
+        groups = collections.defaultdict(list)
+        for row, p in zip(ref.rows, proj):
+            groups[row["tags"].get(key)].append(p)
+        lines.append(f"reference clips by {key} (n, mean projection): " + ", ".join(
+            f"{k} ({len(v)}, {np.mean(v):+.2f})" for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))))
+    items = [c for j in range(runs) for c in clip_order(shards, split, cfg.seed + j)[:cfg.batch]]  # item order
+    for key in ("genre",):
+        groups = collections.defaultdict(lambda: ([], []))
+        for row, a, b in zip(items, (ditto - mu) @ unit, (fast - mu) @ unit):
+            groups[row["tags"].get(key)][0].append(a)
+            groups[row["tags"].get(key)][1].append(b)
+        lines.append(f"outputs by their target clip's {key} (n, DITTO, DITTO-2 mean projection): " + ", ".join(
+            f"{k} ({len(a)}, {np.mean(a):+.2f}, {np.mean(b):+.2f})"
+            for k, (a, b) in sorted(groups.items(), key=lambda kv: -len(kv[1][0]))))
+    mel = load_mels(shards, ref.rows)[:, 0].numpy()  # (N, F, T) normalized log-mel
+    f = mel.shape[1]
+    features = {
+        "mean level (log-mel)": mel.mean((1, 2)),
+        "top quarter of bands": mel[:, -f // 4:].mean((1, 2)),
+        "bottom eighth of bands": mel[:, : f // 8].mean((1, 2)),
+        "tilt (top quarter − bottom eighth)": mel[:, -f // 4:].mean((1, 2)) - mel[:, : f // 8].mean((1, 2)),
+        "peakiness (std over bands per frame)": mel.std(1).mean(1),
+        "frame-to-frame change": np.abs(np.diff(mel, axis=2)).mean((1, 2)),
+        "level's std over time": mel.mean(1).std(1),
+    }
+    lines += ["", "correlation of the reference clips' projection with features of their mels:"]
+    lines += [f"  {k:38s} r = {np.corrcoef(proj, v)[0, 1]:+.2f}" for k, v in features.items()]
+    text = "\n".join(lines) + "\n"
+    (HERE / "fad_direction.txt").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -81,6 +81,11 @@ def test_bench_writes_every_table_with_fad(synth_eval, teacher_tiny, student_bun
     again = json.loads((out / "results.json").read_text())["rows"]
     assert sorted((r["table"], r["label"]) for r in again) == sorted((r["table"], r["label"]) for r in [*rows, real])
     assert [r["value"] for r in again if r["table"] == "controls"] == [r["value"] for r in rows[:2]]
+    # --k: every control's K for this call (new cells, since K is part of a run's config), into another folder
+    assert main(["--config", str(cfg), "--set", "base_steps=3", "--only", "intensity", "--no-sweep", "--no-text",
+                 "--k", "1", "--out", str(tmp_path / "k1")]) == 0
+    k1 = json.loads((tmp_path / "k1" / "results.json").read_text())["rows"]
+    assert [r["K"] for r in k1 if r["table"] == "controls"] == [1, 1]
 
 
 def test_bench_leaves_fad_blank_when_n_is_not_above_the_dimension(synth_eval, teacher_tiny, student_bundles,

@@ -547,6 +547,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="output folder (overrides the config's out)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                    help="ITO settings for every cell, after the config's overrides (e.g. ctm=PATH: another student)")
+    p.add_argument("--k", type=int, help="K, the optimization steps, for every control of the table (over the "
+                   "config's controls: mapping; a cell's own steps win over --set)")
     args = p.parse_args(argv)
     if args.merge:
         if not args.out:
@@ -559,6 +561,10 @@ def main(argv=None) -> int:
     if args.out:
         cfg.out = args.out
     cfg.overrides = [*cfg.overrides, *args.set]
+    if args.k is not None:
+        if args.k < 0:
+            raise SystemExit(f"--k must be >= 0, got {args.k}")
+        cfg.controls = {control: args.k for control in cfg.controls or {}}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     import torch

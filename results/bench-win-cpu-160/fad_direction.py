@@ -27,7 +27,8 @@ def main() -> None:
         bench = Bench(cfg, Path(tmp))
     shards, split = bench.ito.shards, bench.ito.split
     runs = math.ceil(cfg.n / cfg.batch)  # the bench's own reference rows (fad_reference: all, less the floor's n)
-    exclude = target_clip_ids(shards, split, [cfg.seed + j for j in range(runs)], [cfg.batch] * runs)
+    sizes = [min(cfg.batch, cfg.n - j * cfg.batch) for j in range(runs)]
+    exclude = target_clip_ids(shards, split, [cfg.seed + j for j in range(runs)], sizes)
     n_ref = len(clip_order(shards, split, exclude=exclude)) - cfg.n
     ref = reference_set(shards, {"clap": bench.ito.clap}, n_ref, split=split, exclude=exclude, progress=False)
     emb = ref.embeddings["clap"].numpy()
@@ -46,7 +47,7 @@ def main() -> None:
             groups[row["tags"].get(key)].append(p)
         lines.append(f"reference clips by {key} (n, mean projection): " + ", ".join(
             f"{k} ({len(v)}, {np.mean(v):+.2f})" for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))))
-    items = [c for j in range(runs) for c in clip_order(shards, split, cfg.seed + j)[:cfg.batch]]  # item order
+    items = [c for j in range(runs) for c in clip_order(shards, split, cfg.seed + j)[:sizes[j]]]  # item order
     for key in ("genre",):
         groups = collections.defaultdict(lambda: ([], []))
         for row, a, b in zip(items, (ditto - mu) @ unit, (fast - mu) @ unit):

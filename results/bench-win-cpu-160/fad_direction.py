@@ -14,7 +14,6 @@ import numpy as np
 
 from ditto2.bench.ito import Bench, finished_runs, load_bench_config
 from ditto2.data.heldout import clip_order, load_mels
-from ditto2.metrics.reference import reference_set, target_clip_ids
 
 HERE = Path(__file__).parent
 
@@ -24,16 +23,9 @@ def main() -> None:
     fast = np.asarray(finished_runs(HERE / "ditto2" / "runs" / "controls-intensity-ditto2-ctm")[1])
     cfg = load_bench_config("experiments/bench/win-tiny-ditto-160.yaml")
     with tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(cfg, Path(tmp))
+        bench = Bench(cfg, Path(tmp))  # its FAD reference: embeddings and the clips' index rows
+    emb, rows = np.asarray(bench.reference["clap"]), bench.reference_rows
     shards, split = bench.ito.shards, bench.ito.split
-    runs = math.ceil(cfg.n / cfg.batch)  # the bench's own reference rows (fad_reference: all, less the floor's n)
-    sizes = [min(cfg.batch, cfg.n - j * cfg.batch) for j in range(runs)]
-    exclude = target_clip_ids(shards, split, [cfg.seed + j for j in range(runs)], sizes)
-    n_ref = len(clip_order(shards, split, exclude=exclude)) - cfg.n
-    ref = reference_set(shards, {"clap": bench.ito.clap}, n_ref, split=split, exclude=exclude, progress=False)
-    emb = ref.embeddings["clap"].numpy()
-    if not np.allclose(emb, np.asarray(bench.reference["clap"]), atol=1e-5):
-        raise SystemExit("the reference rows differ from the bench's: the projection would not be on its clips")
     mu = emb.mean(0)
     d = fast.mean(0) - ditto.mean(0)
     unit = d / np.linalg.norm(d)
@@ -43,20 +35,21 @@ def main() -> None:
              f"DITTO {((ditto - mu) @ unit).mean():+.3f}, DITTO-2 {((fast - mu) @ unit).mean():+.3f} (means)", ""]
     for key in ("genre", "mood"):
         groups = collections.defaultdict(list)
-        for row, p in zip(ref.rows, proj):
+        for row, p in zip(rows, proj):
             groups[row["tags"].get(key)].append(p)
         lines.append(f"reference clips by {key} (n, mean projection): " + ", ".join(
             f"{k} ({len(v)}, {np.mean(v):+.2f})" for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))))
-    items = [c for j in range(runs) for c in clip_order(shards, split, cfg.seed + j)[:sizes[j]]]  # item order
-    for key in ("genre",):
-        groups = collections.defaultdict(lambda: ([], []))
-        for row, a, b in zip(items, (ditto - mu) @ unit, (fast - mu) @ unit):
-            groups[row["tags"].get(key)][0].append(a)
-            groups[row["tags"].get(key)][1].append(b)
-        lines.append(f"outputs by their target clip's {key} (n, DITTO, DITTO-2 mean projection): " + ", ".join(
-            f"{k} ({len(a)}, {np.mean(a):+.2f}, {np.mean(b):+.2f})"
-            for k, (a, b) in sorted(groups.items(), key=lambda kv: -len(kv[1][0]))))
-    mel = load_mels(shards, ref.rows)[:, 0].numpy()  # (N, F, T) normalized log-mel
+    # the items' target clips in item order: run j draws the first clips of clip_order(seed + j), as held_out_clips does
+    sizes = [min(cfg.batch, cfg.n - j * cfg.batch) for j in range(math.ceil(cfg.n / cfg.batch))]
+    items = [c for j, size in enumerate(sizes) for c in clip_order(shards, split, cfg.seed + j)[:size]]
+    by_genre = collections.defaultdict(lambda: ([], []))
+    for row, a, b in zip(items, (ditto - mu) @ unit, (fast - mu) @ unit):
+        by_genre[row["tags"].get("genre")][0].append(a)
+        by_genre[row["tags"].get("genre")][1].append(b)
+    lines.append("outputs by their target clip's genre (n, DITTO, DITTO-2 mean projection): " + ", ".join(
+        f"{k} ({len(a)}, {np.mean(a):+.2f}, {np.mean(b):+.2f})"
+        for k, (a, b) in sorted(by_genre.items(), key=lambda kv: -len(kv[1][0]))))
+    mel = load_mels(shards, rows)[:, 0].numpy()  # (N, F, T) normalized log-mel
     f = mel.shape[1]
     features = {
         "mean level (log-mel)": mel.mean((1, 2)),

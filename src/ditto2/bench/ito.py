@@ -291,6 +291,7 @@ class Bench:
         self.meta = {"machine": platform.machine(), "threads": cfg.threads, "n": cfg.n, "batch": cfg.batch,
                      "config": dataclasses.asdict(cfg), "skipped": []}
         self.reference = {}  # FAD reference embeddings per CLAP ("clap": in-domain, "judge", "laion")
+        self.reference_rows: list = []  # the reference clips' index rows, in the embeddings' order
         self.floor = {}  # FAD of n real held-out clips (disjoint from the reference) against it, per CLAP
         self.floor_set = None  # those n real clips (rows, embeddings, audio): Table 3 grades them, what real music gets
         if self.ito.shards and cfg.fad_reference:
@@ -332,7 +333,7 @@ class Bench:
         if not claps:
             return
         ref = reference_set(shards, claps, n_ref, split=split, device=device, exclude=exclude)
-        self.reference = ref.embeddings
+        self.reference, self.reference_rows = ref.embeddings, ref.rows
         self.meta["fad_reference_clips"] = len(ref.rows)
         if floor:  # the floor's clips are vocoded once for every CLAP, and kept for Table 3's real-clips row
             self.floor_set = reference_set(shards, claps, cfg.n, split=split, device=device, exclude=exclude,

@@ -72,9 +72,9 @@ def smoothing_noise(shape: tuple, seed: int, k: int, sigma: float, device=None) 
     student's own quirks rather than the music — average out. None when σ = 0 (off)."""
     if sigma == 0:
         return None
-    if sigma < 0 or k >= MAX_CANDIDATES:
-        raise ValueError(f"smoothing needs sigma >= 0 and fewer than {MAX_CANDIDATES} steps, got {sigma}, step {k}")
-    return sigma * initial_noise(shape, SMOOTH_STREAM + seed * MAX_CANDIDATES + k).to(device)
+    if sigma < 0:
+        raise ValueError(f"smoothing needs sigma >= 0, got {sigma}")
+    return sigma * stream_noise(shape, SMOOTH_STREAM, seed, k).to(device)
 
 
 @torch.no_grad()
@@ -118,6 +118,14 @@ CANDIDATE_STREAM = 1 << 40  # candidate noises come from their own seeds, apart 
 MAX_CANDIDATES = 1 << 16  # candidate j of a seed is CANDIDATE_STREAM + 2¹⁶·seed + j: j stays below 2¹⁶
 
 
+def stream_noise(shape: tuple, stream: int, seed: int, j: int) -> torch.Tensor:
+    """Draw j of a run's side stream (best-of-n candidates, smoothing draws): the seed stream + 2¹⁶·seed + j, so each
+    (stream, seed, j < 2¹⁶) has its own noise and none is a run's initial noise (run seeds stay below 2⁴⁰)."""
+    if not 0 <= j < MAX_CANDIDATES:
+        raise ValueError(f"a side stream has draws 0..{MAX_CANDIDATES - 1}, got {j}")
+    return initial_noise(shape, stream + seed * MAX_CANDIDATES + j)
+
+
 def check_start_candidates(n) -> int:
     """A best-of-n start's n, checked: an integer in 1..65536 (1 = off)."""
     if isinstance(n, bool) or int(n) != n or not 1 <= n <= MAX_CANDIDATES:
@@ -130,7 +138,7 @@ def candidate_noises(shape: tuple, seed: int, n: int) -> torch.Tensor:
     ``initial_noise(shape, seed)`` (candidate 0); candidate j is drawn from the seed 2⁴⁰ + 2¹⁶·seed + j, so it is fixed by
     (seed, j), differs for every (seed ≥ 0, j), and is no run's initial noise (run seeds stay below 2⁴⁰)."""
     n = check_start_candidates(n)
-    return torch.stack([initial_noise(shape, CANDIDATE_STREAM + seed * MAX_CANDIDATES + j) for j in range(1, n)]) \
+    return torch.stack([stream_noise(shape, CANDIDATE_STREAM, seed, j) for j in range(1, n)]) \
         if n > 1 else torch.empty((0, *shape))
 
 

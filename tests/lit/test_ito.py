@@ -9,7 +9,7 @@ from ditto2.controls import ControlTargetError, MelContext, build_control
 from ditto2.ito.surrogates import BaseModelSurrogate, Surrogate, m_mean, m_schedule, parse_m
 from ditto2.lit.ito import ITOModule
 from ditto2.models.generator import load_generator
-from ditto2.runs.ito import build_control_and_targets, build_surrogate, load_config, run_ito
+from ditto2.runs.ito import build_control_and_targets, build_surrogate, check_config, load_config, run_ito
 
 
 class Identity(Surrogate):
@@ -373,13 +373,22 @@ def test_adam_betas_reach_both_engines_and_bad_pairs_fail_before_compute():
 
 def test_refined_decode_is_the_students_decode_finished_by_the_teacher(synth_tiny, teacher_tiny, student_bundles,
                                                                       tmp_path):
+    from ditto2.diffusion.guidance import guided_denoise
     from ditto2.diffusion.samplers import base_sigmas, refine_guided
 
     z = torch.randn(2, 1, 64, 256, generator=torch.Generator().manual_seed(3))
     plain, _ = build_surrogate(config(synth_tiny, teacher_tiny, student_bundles, tmp_path, decode_steps=1), {})
     refined, gen = build_surrogate(config(synth_tiny, teacher_tiny, student_bundles, tmp_path, decode_steps=1,
                                           refine_sigma=0.4, base_steps=10), {})
-    assert plain.refiner is None and refined.refiner is gen.denoiser
+    assert plain.teacher is None and refined.teacher is gen.denoiser
+    with pytest.raises(ValueError, match="teacher prior needs the base model"):
+        plain.teacher_denoise(torch.zeros(1, 1, 64, 256), 1.0)
+    guided, gen = build_surrogate(config(synth_tiny, teacher_tiny, student_bundles, tmp_path, decode_steps=1,
+                                         teacher_weight=1.0), {})
+    assert guided.teacher is gen.denoiser and torch.equal(guided.decode(z), plain.decode(z))  # no refinement
+    noisy = z * 0.5
+    assert torch.allclose(guided.teacher_denoise(noisy, 0.5),
+                          guided_denoise(gen.denoiser, noisy, 0.5, guided.tags.expand(2, -1), guided.w))
     x = plain.decode(z)
     grid = base_sigmas(10, gen.denoiser.sigma_min, gen.denoiser.sigma_max)
     assert refined.refine_grid[0] == pytest.approx(0.4) and len(refined.refine_grid) == int((grid < 0.4).sum()) + 1
@@ -479,6 +488,10 @@ def test_best_of_n_start_picks_each_items_best_candidate_and_both_engines_agree(
     z0, others = initial_noise(shape, 7), candidate_noises(shape, 7, 16)
     assert others.shape == (15, *shape) and torch.equal(others, candidate_noises(shape, 7, 16))
     assert not torch.equal(others[0], candidate_noises(shape, 8, 2)[0])  # another seed, other candidates
+    # no candidate is any small seed's initial noise (torch's generator reads only a seed's low 32 bits, so seed
+    # arithmetic past 2³² would repeat them: candidate j of seed 0 was once initial_noise(j))
+    starts = [initial_noise(shape, s) for s in range(64)]
+    assert not any(torch.equal(c, s) for c in candidate_noises(shape, 0, 16) for s in starts)
     assert all(not torch.equal(o, initial_noise(shape, s)) for o in others for s in range(8))
     chosen, losses = best_start(Identity(), loss, z0, others, 1)
     pool = torch.cat([z0.unsqueeze(0), others])
@@ -565,3 +578,52 @@ def test_smoothing_reads_the_control_near_z_and_steps_over_ripples_both_engines_
     assert torch.allclose(module.z.detach(), loop.z.detach(), atol=1e-6)
     with pytest.raises(ValueError, match="smooth_sigma"):
         load_config(None, ["smooth_sigma=-1"])
+
+
+class GaussianTeacher(Identity):
+    """Identity whose teacher is the exact denoiser of data N(μ, s²) per element: D(x; σ) = μ + s²/(s² + σ²)·(x − μ)."""
+
+    mu, s2 = 0.7, 0.04
+
+    def teacher_denoise(self, x, sigma):
+        assert not x.requires_grad  # the teacher is called outside the graph: no backward through it
+        return self.mu + self.s2 / (self.s2 + sigma ** 2) * (x - self.mu)
+
+
+def test_teacher_prior_is_score_distillation_pulls_outputs_to_the_teachers_data_both_engines_agree():
+    """teacher_noise is ε fixed by (seed, step), fresh each step, its own stream (None at weight 0); the objective adds
+    weight · mean (mel − D(mel + σε; σ))², D held fixed, so its gradient is weight · 2(mel − D)/d; with a Gaussian
+    teacher the prior alone takes every item's output to the data mean μ; the loop and the Lightning module take the same
+    steps; bad weights and σ's are refused before compute."""
+    import pytorch_lightning as pl
+
+    from ditto2.ito.optimize import initial_noise, objective, optimize_noise, smoothing_noise, teacher_noise
+
+    shape = (4, 1, 2, 3)
+    assert teacher_noise(shape, 3, 0, 0.0) is None
+    e0, e1 = teacher_noise(shape, 3, 0, 5.0), teacher_noise(shape, 3, 1, 5.0)
+    assert torch.equal(e0, teacher_noise(shape, 3, 0, 1.0)) and not torch.equal(e0, e1)  # ε does not scale with weight
+    assert not any(torch.equal(e0, other) for other in [smoothing_noise(shape, 3, 0, 1.0)] +
+                   [initial_noise(shape, s) for s in range(64)])  # its own stream
+    teacher, zero = GaussianTeacher(), (lambda mel: mel.flatten(1).sum(1) * 0.0)
+    z = initial_noise(shape, 3).requires_grad_(True)
+    loss = objective(teacher, zero, z, 1, teacher_weight=2.0, teacher_sigma=0.5, teacher_eps=e0)
+    target = teacher.teacher_denoise((z + 0.5 * e0).detach(), 0.5)
+    assert torch.allclose(loss, 2.0 * (z - target).pow(2).flatten(1).mean(1))
+    loss.sum().backward()
+    assert torch.allclose(z.grad, 2.0 * 2 * (z - target).detach() / 6)
+    with pytest.raises(ValueError, match="teacher noise"):
+        objective(teacher, zero, z, 1, teacher_weight=1.0)
+    z0 = initial_noise(shape, 3)
+    run = optimize_noise(teacher, zero, z0, m_schedule(600, 1), lr=0.02, lr_decay="cosine", seed=3, teacher_weight=1.0,
+                         teacher_sigma=0.5)
+    assert (z0 - GaussianTeacher.mu).abs().mean() > 0.5
+    assert (run.z.detach() - GaussianTeacher.mu).abs().max() < 0.1
+    module = ITOModule(teacher, zero, shape, steps=20, m=1, lr=0.01, seed=3, teacher_weight=1.0, teacher_sigma=0.5)
+    pl.Trainer(max_steps=20, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module)
+    loop = optimize_noise(teacher, zero, z0, m_schedule(20, 1), lr=0.01, seed=3, teacher_weight=1.0, teacher_sigma=0.5)
+    assert torch.allclose(module.z.detach(), loop.z.detach(), atol=1e-6)
+    for bad in (["teacher_weight=-1"], ["teacher_sigma=0"]):
+        with pytest.raises(ValueError, match=bad[0].split("=")[0]):
+            check_config(load_config(None, bad))

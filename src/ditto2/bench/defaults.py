@@ -107,8 +107,8 @@ def superseded(folder: Path) -> dict:
 
 def as_settings(row: dict, with_lr: bool = False) -> dict:
     """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, its
-    envelope and anchor priors, best-of-n start, optimizer and smoothing where it ran with them, and with ``with_lr`` its Adam
-    step size (a sweep that compared steps: ``lrs:``)."""
+    envelope and anchor priors, best-of-n start, optimizer, smoothing and teacher prior where it ran with them, and
+    with ``with_lr`` its Adam step size (a sweep that compared steps: ``lrs:``)."""
     from ditto2.runs.ito import STUDENT_FIELD
 
     m = _spec(row["M"])
@@ -127,6 +127,9 @@ def as_settings(row: dict, with_lr: bool = False) -> dict:
         out["optimizer"] = row["optimizer"]
     if row.get("smooth_sigma"):  # and the randomized smoothing
         out["smooth_sigma"] = float(row["smooth_sigma"])
+    if row.get("teacher_weight"):  # and the teacher prior
+        out["teacher_weight"] = float(row["teacher_weight"])
+        out["teacher_sigma"] = float(row["teacher_sigma"])
     return out
 
 

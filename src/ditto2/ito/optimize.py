@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,18 +38,50 @@ def anchor_distance(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
     return (z - z0).pow(2).flatten(1).mean(1)
 
 
+def teacher_distance(surrogate: Surrogate, mel: torch.Tensor, sigma: float, eps: torch.Tensor) -> torch.Tensor:
+    """Per-item (B,) mean squared distance of an output from the teacher's guided denoised estimate of its noised copy,
+    D_w(mel + σ·ε; σ), the estimate held fixed (no gradient through the teacher): score distillation. Its gradient,
+    2(mel − D)/d, points from where the teacher would take the output back towards the music it models with these tags,
+    so outputs the 1-step student pushed off the teacher's distribution are pulled back; ε is drawn afresh each step
+    (``teacher_noise``). One guided teacher call (two network evaluations) per step, no backward through it."""
+    with torch.no_grad():
+        target = surrogate.teacher_denoise(mel.detach() + sigma * eps, sigma)
+    return (mel - target).pow(2).flatten(1).mean(1)
+
+
+TEACHER_STREAM = 3  # the teacher prior's side stream (``stream_noise``)
+
+
+def teacher_noise(shape: tuple, seed: int, k: int, weight: float, device=None) -> Optional[torch.Tensor]:
+    """ε of step k's teacher prior (``teacher_distance``): standard normal, fixed by (seed, k); None when the prior is
+    off (weight 0)."""
+    if weight == 0:
+        return None
+    if weight < 0:
+        raise ValueError(f"the teacher prior needs teacher_weight >= 0, got {weight}")
+    return stream_noise(shape, TEACHER_STREAM, seed, k).to(device)
+
+
 def objective(surrogate: Surrogate, control: nn.Module, z: torch.Tensor, m: int,
               prior_weight: float = 0.0, envelope_weight: float = 0.0,
               start_envelope: Optional[torch.Tensor] = None, anchor_weight: float = 0.0,
-              z_start: Optional[torch.Tensor] = None, perturb: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Per-item loss (B,): the control loss of the surrogate's M-step output, plus three optional priors: one that
+              z_start: Optional[torch.Tensor] = None, perturb: Optional[torch.Tensor] = None,
+              teacher_weight: float = 0.0, teacher_sigma: float = 1.0,
+              teacher_eps: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-item loss (B,): the control loss of the surrogate's M-step output, plus four optional priors: one that
     keeps z near the Gaussian shell (‖z‖²/d ≈ 1), where the models were trained, one that keeps the output's
     spectral envelope up to a level (``envelope_change`` against ``start_envelope``, that of the surrogate's output
-    of the initial noise: ``start_envelope_of``), and one that keeps z near the initial noise ``z_start``
-    (``anchor_weight`` · ``anchor_distance``): the nearest noise that meets the control rather than any.
+    of the initial noise: ``start_envelope_of``), one that keeps z near the initial noise ``z_start``
+    (``anchor_weight`` · ``anchor_distance``): the nearest noise that meets the control rather than any, and one that
+    keeps the output where the teacher would take it (``teacher_weight`` · ``teacher_distance`` at ``teacher_sigma``,
+    noise ``teacher_eps``: ``teacher_noise``).
     ``perturb`` (``smoothing_noise``): the control is read at z + perturb, the priors at z itself."""
     mel = surrogate.optimize_forward(z if perturb is None else z + perturb, m)
     per_item = control(mel)
+    if teacher_weight > 0:
+        if teacher_eps is None:
+            raise ValueError("teacher_weight > 0 needs the step's teacher noise (teacher_noise)")
+        per_item = per_item + teacher_weight * teacher_distance(surrogate, mel, teacher_sigma, teacher_eps)
     if prior_weight > 0:
         per_item = per_item + prior_weight * (z.pow(2).flatten(1).mean(1) - 1).pow(2)
     if anchor_weight > 0:
@@ -62,7 +95,7 @@ def objective(surrogate: Surrogate, control: nn.Module, z: torch.Tensor, m: int,
     return per_item
 
 
-SMOOTH_STREAM = 1 << 41  # smoothing draws come from their own seeds, apart from initial and candidate noises
+SMOOTH_STREAM = 2  # the smoothing draws' side stream (``stream_noise``)
 
 
 def smoothing_noise(shape: tuple, seed: int, k: int, sigma: float, device=None) -> Optional[torch.Tensor]:
@@ -114,16 +147,19 @@ def initial_noise(shape: tuple, seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
-CANDIDATE_STREAM = 1 << 40  # candidate noises come from their own seeds, apart from every run's initial_noise seed
-MAX_CANDIDATES = 1 << 16  # candidate j of a seed is CANDIDATE_STREAM + 2¹⁶·seed + j: j stays below 2¹⁶
+CANDIDATE_STREAM = 1  # the best-of-n candidates' side stream (``stream_noise``)
+MAX_CANDIDATES = 1 << 16  # a best-of-n start takes at most this many candidates
 
 
 def stream_noise(shape: tuple, stream: int, seed: int, j: int) -> torch.Tensor:
-    """Draw j of a run's side stream (best-of-n candidates, smoothing draws): the seed stream + 2¹⁶·seed + j, so each
-    (stream, seed, j < 2¹⁶) has its own noise and none is a run's initial noise (run seeds stay below 2⁴⁰)."""
-    if not 0 <= j < MAX_CANDIDATES:
-        raise ValueError(f"a side stream has draws 0..{MAX_CANDIDATES - 1}, got {j}")
-    return initial_noise(shape, stream + seed * MAX_CANDIDATES + j)
+    """Draw j of a run's side stream (best-of-n candidates, smoothing draws, teacher-prior draws): standard normal from
+    numpy's PCG64 keyed by the whole tuple (stream, seed, j) through a SeedSequence, so each tuple has its own noise, and
+    none is a run's initial noise (torch's Mersenne twister, which reads only the low 32 bits of a seed: offsetting
+    seeds past 2³² would give the same draws again)."""
+    if min(stream, seed, j) < 0:
+        raise ValueError(f"a side stream's (stream, seed, draw) are integers >= 0, got {(stream, seed, j)}")
+    rng = np.random.default_rng(np.random.SeedSequence([stream, seed, j]))
+    return torch.from_numpy(rng.standard_normal(shape, dtype=np.float32))
 
 
 def check_start_candidates(n) -> int:
@@ -135,8 +171,8 @@ def check_start_candidates(n) -> int:
 
 def candidate_noises(shape: tuple, seed: int, n: int) -> torch.Tensor:
     """(n − 1, *shape): the other start noises a run with ``start_candidates = n`` chooses among besides
-    ``initial_noise(shape, seed)`` (candidate 0); candidate j is drawn from the seed 2⁴⁰ + 2¹⁶·seed + j, so it is fixed by
-    (seed, j), differs for every (seed ≥ 0, j), and is no run's initial noise (run seeds stay below 2⁴⁰)."""
+    ``initial_noise(shape, seed)`` (candidate 0); candidate j is draw j of the seed's candidate stream
+    (``stream_noise``), so it is fixed by (seed, j), differs for every (seed, j), and is no run's initial noise."""
     n = check_start_candidates(n)
     return torch.stack([stream_noise(shape, CANDIDATE_STREAM, seed, j) for j in range(1, n)]) \
         if n > 1 else torch.empty((0, *shape))
@@ -184,7 +220,8 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
                    on_step: Optional[Callable[[int, torch.Tensor], None]] = None,
                    lr_decay: str = "constant", betas=ADAM_BETAS, envelope_weight: float = 0.0,
                    anchor_weight: float = 0.0, start_others: Optional[torch.Tensor] = None,
-                   optimizer: str = "adam", smooth_sigma: float = 0.0, seed: int = 0) -> NoiseRun:
+                   optimizer: str = "adam", smooth_sigma: float = 0.0, seed: int = 0, teacher_weight: float = 0.0,
+                   teacher_sigma: float = 1.0) -> NoiseRun:
     """Adam on z for ``len(schedule)`` steps, step k differentiating through ``schedule[k]`` surrogate
     steps (``m_schedule``), with step size ``step_sizes(lr, K, lr_decay)[k]``. Items are independent: the
     summed loss gives each its own gradient. ``on_step(k, per_item_loss)`` is called after every step
@@ -195,7 +232,8 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
     candidate starts (``candidate_noises``); each item starts from the best of z0 and these (``best_start``), in the
     timed optimization. ``optimizer``: ``adam`` or ``adam-item`` (one second moment per item: ``ito.optimizers``).
     ``smooth_sigma``: read the control at z + σ·ε each step (``smoothing_noise``, fixed by ``seed`` and the step); the
-    history then holds the losses at those points, and the returned z is the unperturbed one."""
+    history then holds the losses at those points, and the returned z is the unperturbed one. ``teacher_weight``,
+    ``teacher_sigma``: the teacher prior (``objective``), its noise fixed by ``seed`` and the step."""
     surrogate.eval()
     t0 = time.perf_counter()
     if schedule:
@@ -211,7 +249,8 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
         opt.zero_grad(set_to_none=True)
         perturb = smoothing_noise(tuple(z.shape), seed, k, smooth_sigma, z.device)
         per_item = objective(surrogate, control, z, m, prior_weight, envelope_weight, start, anchor_weight, z_start,
-                             perturb)
+                             perturb, teacher_weight, teacher_sigma,
+                             teacher_noise(tuple(z.shape), seed, k, teacher_weight, z.device))
         run.history.append(per_item.detach().cpu().tolist())  # also synchronizes the device
         per_item.sum().backward()
         if gradient_clip:

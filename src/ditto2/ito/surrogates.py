@@ -13,6 +13,7 @@ from torch import nn
 
 from ditto2.diffusion.consistency import CMStudent, CTMStudent, decode_sigmas
 from ditto2.diffusion.edm import karras_sigmas
+from ditto2.diffusion.guidance import guided_denoise
 from ditto2.diffusion.samplers import SAMPLERS, base_sigmas, refine_guided, refine_sigmas, sample_guided
 
 ADAPTIVE = "1:0.5,2:0.375,4"  # paper §5.3: M=1 for ⌊K/2⌋ steps, M=2 for ⌊3K/8⌋, M=4 for the rest
@@ -75,19 +76,25 @@ class Surrogate(nn.Module):
         """Network evaluations (batch-1 equivalents) of one optimization step, forward + backward."""
         raise NotImplementedError
 
+    def teacher_denoise(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """The base model's guided denoised estimate D_w(x; σ) of a noised mel x, with the run's tags and w (what the
+        teacher prior, ``ito.optimize.teacher_distance``, pulls an output towards)."""
+        raise NotImplementedError
+
 
 class StudentSurrogate(Surrogate):
     """DITTO-2. The CFG scale w is an input of the student: one call per step instead of two.
 
     Optimization samples deterministically (γ=0 for CTM; fixed renoising noise for CM M>1) so
     the objective does not change between steps; decoding uses γ-sampling / CM multistep. With a
-    ``refiner`` (the base model's denoiser) and ``refine_sigma`` > 0, the decode is then renoised to
+    ``teacher`` (the base model's denoiser) and ``refine_sigma`` > 0, the decode is then renoised to
     that σ and finished by the base model's own guided sampler (``refine_guided``, the tail of its
-    ``base_steps`` grid): the student's coarse result, the base model's fine detail.
+    ``base_steps`` grid): the student's coarse result, the base model's fine detail. The ``teacher`` also
+    gives ``teacher_denoise`` (the teacher prior of the optimization).
     """
 
     def __init__(self, student: nn.Module, tags: torch.Tensor, w: float = 2.0, decode_steps: int = 2,
-                 gamma: float = 0.2, grid_steps: int = 20, seed: int = 0, refiner: Optional[nn.Module] = None,
+                 gamma: float = 0.2, grid_steps: int = 20, seed: int = 0, teacher: Optional[nn.Module] = None,
                  refine_sigma: float = 0.0, base_steps: int = 20):
         super().__init__()
         if not isinstance(student, (CMStudent, CTMStudent)):
@@ -101,18 +108,20 @@ class StudentSurrogate(Surrogate):
         self.register_buffer("grid", karras_sigmas(grid_steps, p.sigma_min, p.sigma_max), persistent=False)
         decode_sigmas(decode_steps, self.grid)  # validates T before any compute
         self.refine_sigma = float(refine_sigma)
-        self.refiner = refiner.requires_grad_(False) if refiner is not None and self.refine_sigma > 0 else None
+        self.teacher = teacher.requires_grad_(False) if teacher is not None else None
         if self.refine_sigma > 0:
-            if refiner is None:
-                raise ValueError("refine_sigma > 0 needs the base model (refiner) to finish the decode")
-            grid = base_sigmas(base_steps, refiner.sigma_min, refiner.sigma_max)
+            if teacher is None:
+                raise ValueError("refine_sigma > 0 needs the base model (teacher) to finish the decode")
+            grid = base_sigmas(base_steps, teacher.sigma_min, teacher.sigma_max)
             self.register_buffer("refine_grid", refine_sigmas(self.refine_sigma, grid), persistent=False)
+
+    def _tags(self, n: int) -> torch.Tensor:
+        return self.tags.expand(n, -1) if self.tags.shape[0] == 1 else self.tags
 
     def _run(self, z, steps: int, gamma: float, seed: Optional[int]):
         sigmas = decode_sigmas(steps, self.grid)
         gen = torch.Generator(device=z.device).manual_seed(seed) if seed is not None else None
-        tags = self.tags.expand(z.shape[0], -1) if self.tags.shape[0] == 1 else self.tags
-        return self.student.sample(z, sigmas, tags, self.w, gamma=gamma, generator=gen)
+        return self.student.sample(z, sigmas, self._tags(z.shape[0]), self.w, gamma=gamma, generator=gen)
 
     def optimize_forward(self, z, m):
         return self._run(z, m, 0.0, self.seed + 1000)
@@ -120,14 +129,18 @@ class StudentSurrogate(Surrogate):
     @torch.no_grad()
     def decode(self, z):
         x = self._run(z, self.decode_steps, self.gamma, self.seed)
-        if self.refiner is None:
+        if self.refine_sigma == 0:
             return x
         gen = torch.Generator(device=z.device).manual_seed(self.seed + 2000)
-        tags = self.tags.expand(z.shape[0], -1) if self.tags.shape[0] == 1 else self.tags
-        return refine_guided(self.refiner, x, tags, self.w, self.refine_grid, gen)
+        return refine_guided(self.teacher, x, self._tags(z.shape[0]), self.w, self.refine_grid, gen)
 
     def evals_per_step(self, m):
         return 3.0 * m  # forward + backward ≈ 3 forwards, one call per step (distilled CFG)
+
+    def teacher_denoise(self, x, sigma):
+        if self.teacher is None:
+            raise ValueError("the teacher prior needs the base model (teacher) beside the student")
+        return guided_denoise(self.teacher, x, sigma, self._tags(x.shape[0]), self.w)
 
 
 class BaseModelSurrogate(Surrogate):
@@ -155,6 +168,10 @@ class BaseModelSurrogate(Surrogate):
     @torch.no_grad()
     def decode(self, z):
         return self._run(z, False)
+
+    def teacher_denoise(self, x, sigma):
+        tags = self.tags.expand(x.shape[0], -1) if self.tags.shape[0] == 1 else self.tags
+        return guided_denoise(self.denoiser, x, sigma, tags, self.w)
 
     def evals_per_step(self, m=None):
         # per step: guided forward (2 calls) + recompute (2) + backward (≈4) with checkpointing

@@ -22,6 +22,7 @@ from ditto2.ito.optimize import (
     smoothing_noise,
     start_envelope_of,
     step_sizes,
+    teacher_noise,
     timed_decode,
 )
 from ditto2.ito.optimizers import check_optimizer, noise_optimizer
@@ -33,7 +34,8 @@ class ITOModule(pl.LightningModule):
                  m=1, lr: float = 5e-3, prior_weight: float = 0.0, seed: int = 0,
                  init_noise: Optional[torch.Tensor] = None, lr_decay: str = "constant",
                  betas=ADAM_BETAS, envelope_weight: float = 0.0, anchor_weight: float = 0.0,
-                 start_others: Optional[torch.Tensor] = None, optimizer: str = "adam", smooth_sigma: float = 0.0):
+                 start_others: Optional[torch.Tensor] = None, optimizer: str = "adam", smooth_sigma: float = 0.0,
+                 teacher_weight: float = 0.0, teacher_sigma: float = 1.0):
         super().__init__()
         self.surrogate, self.control = surrogate.eval(), control
         self.k, self.lr, self.prior_weight, self.envelope_weight = steps, lr, prior_weight, envelope_weight
@@ -45,6 +47,7 @@ class ITOModule(pl.LightningModule):
         self.z = nn.Parameter((initial_noise(noise_shape, seed) if init_noise is None else init_noise).clone())
         self.anchor_weight = anchor_weight
         self.smooth_sigma, self.seed = smooth_sigma, seed  # randomized smoothing of the control (``smoothing_noise``)
+        self.teacher_weight, self.teacher_sigma = teacher_weight, teacher_sigma  # the teacher prior (``objective``)
         self.register_buffer("z_start", self.z.detach().clone(), persistent=False)  # what the anchor prior pulls to
         # further candidate starts: the best of z and these is chosen when training starts (``best_start``), timed
         self.start_others = start_others
@@ -70,7 +73,9 @@ class ITOModule(pl.LightningModule):
         k = self.global_step
         perturb = smoothing_noise(tuple(self.z.shape), self.seed, k, self.smooth_sigma, self.z.device)
         per_item = objective(self.surrogate, self.control, self.z, self.schedule[k], self.prior_weight,
-                             self.envelope_weight, self.start_envelope, self.anchor_weight, self.z_start, perturb)
+                             self.envelope_weight, self.start_envelope, self.anchor_weight, self.z_start, perturb,
+                             self.teacher_weight, self.teacher_sigma,
+                             teacher_noise(tuple(self.z.shape), self.seed, k, self.teacher_weight, self.z.device))
         self.history.append(per_item.detach().cpu().tolist())
         self.log("ito/loss", per_item.mean(), prog_bar=True, batch_size=per_item.shape[0])
         return per_item.sum()  # items are independent: the sum gives each its own gradient

@@ -250,6 +250,7 @@ class SummaryReport(ReportCallback):
             **({"start_candidates": cfg.start_candidates} if cfg.start_candidates > 1 else {}),
             **({"optimizer": cfg.optimizer} if cfg.optimizer != "adam" else {}),
             **({"smooth_sigma": cfg.smooth_sigma} if cfg.smooth_sigma else {}),
+            **({"teacher_weight": cfg.teacher_weight, "teacher_sigma": cfg.teacher_sigma} if cfg.teacher_weight else {}),
             "device": str(run.z.device), "optimize_s": round(run.timing["optimize_s"], 3),
             "decode_s": round(run.timing["decode_s"], 3), "vocode_s": round(o.vocode_s, 3),
             "step_s": [round(x, 5) for x in run.timing["step_s"]],

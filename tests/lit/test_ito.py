@@ -627,3 +627,24 @@ def test_teacher_prior_is_score_distillation_pulls_outputs_to_the_teachers_data_
     for bad in (["teacher_weight=-1"], ["teacher_sigma=0"]):
         with pytest.raises(ValueError, match=bad[0].split("=")[0]):
             check_config(load_config(None, bad))
+
+
+def test_every_ito_option_is_a_config_field_off_by_default_and_reaches_both_engines():
+    """ito.options lists each option with its "off" value: each is an ITOConfig field with that default, every step
+    setting the runner hands on is a keyword of both engines, and only options that are on (with their companions) are
+    recorded."""
+    import inspect
+
+    from ditto2.ito.optimize import optimize_noise
+    from ditto2.ito.options import OFF, WITH, all_options, options_on
+    from ditto2.runs.ito import step_options
+
+    cfg = load_config(None, [])
+    assert all(getattr(cfg, name) == off for name, off in OFF.items())
+    assert all(hasattr(cfg, c) for cs in WITH.values() for c in cs)
+    for engine in (optimize_noise, ITOModule.__init__):
+        assert set(step_options(cfg)) <= set(inspect.signature(engine).parameters), engine
+    assert set(all_options(cfg)) - set(step_options(cfg)) == {"start_candidates"}  # reaches them as start_others
+    assert options_on(vars(cfg)) == {}
+    row = {**vars(cfg), "teacher_weight": 2.0, "teacher_sigma": 0.5, "start_candidates": None, "optimizer": "adam-item"}
+    assert options_on(row) == {"teacher_weight": 2.0, "teacher_sigma": 0.5, "optimizer": "adam-item"}

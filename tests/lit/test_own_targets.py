@@ -105,6 +105,32 @@ def test_chained_outpainting_continues_a_recording_to_the_requested_length(tmp_p
         continue_recording(load_config("experiments/ito/melody.yaml", ["tags={}"]), str(tmp_path / "song.wav"), 5.0)
 
 
+
+def test_continuation_steps_with_every_setting_of_the_config(tmp_path, teacher_tiny, student_bundles, monkeypatch):
+    """Each window's optimization takes the config's step settings and options as `ditto2 ito` does (step_options),
+    its own seed (initial noise, candidates, side streams), not a hand-picked few."""
+    import ditto2.runs.continuation as continuation
+    from ditto2.ito.optimize import optimize_noise
+
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return optimize_noise(*args, **kwargs)
+
+    monkeypatch.setattr(continuation, "optimize_noise", recording)
+    sr = 22050
+    sf.write(tmp_path / "song.wav", (0.1 * np.sin(np.arange(6 * sr) / sr * 2 * np.pi * 220)).astype(np.float32), sr)
+    cfg = load_config("experiments/ito/outpainting.yaml", [
+        f"teacher={teacher_tiny}", f"ctm={student_bundles['ctm']}", "steps=2", "tags={}", f"out={tmp_path / 'c'}",
+        "lr_decay=cosine", "smooth_sigma=0.1", "start_candidates=2", "adam_betas=[0.5,0.9]", "seed=5"])
+    continuation.continue_recording(cfg, str(tmp_path / "song.wav"), seconds=2.0)
+    assert len(calls) == 1
+    got = calls[0]
+    assert got["lr_decay"] == "cosine" and got["smooth_sigma"] == 0.1 and tuple(got["betas"]) == (0.5, 0.9)
+    assert got["seed"] == 5 and got["start_others"].shape[0] == 1
+
+
 def test_shards_of_your_own_folder_in_a_models_statistics(audio_folder, teacher_tiny, tmp_path):
     out = tmp_path / "mine"
     assert main(["shards", "folder", "--audio-dir", str(audio_folder["root"]), "--out", str(out),

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from ditto2.ito.options import options_on
 from ditto2.ito.surrogates import m_mean
 
 
@@ -117,19 +118,7 @@ def as_settings(row: dict, with_lr: bool = False) -> dict:
         out[STUDENT_FIELD[row["method"]]] = row["student"]
     if with_lr and row.get("lr") is not None:
         out["lr"] = float(row["lr"])
-    if row.get("envelope_weight"):  # a sweep's envelope prior (a row without one ran without it)
-        out["envelope_weight"] = float(row["envelope_weight"])
-    if row.get("anchor_weight"):  # likewise the anchor prior
-        out["anchor_weight"] = float(row["anchor_weight"])
-    if (row.get("start_candidates") or 1) > 1:  # and the best-of-n start
-        out["start_candidates"] = int(row["start_candidates"])
-    if row.get("optimizer", "adam") != "adam":  # and the noise's optimizer
-        out["optimizer"] = row["optimizer"]
-    if row.get("smooth_sigma"):  # and the randomized smoothing
-        out["smooth_sigma"] = float(row["smooth_sigma"])
-    if row.get("teacher_weight"):  # and the teacher prior
-        out["teacher_weight"] = float(row["teacher_weight"])
-        out["teacher_sigma"] = float(row["teacher_sigma"])
+    out.update(options_on(row))  # its options that were on (a row without one ran with it off)
     return out
 
 

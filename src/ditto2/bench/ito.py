@@ -34,6 +34,8 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
+from ditto2.ito.options import options_on
+
 
 @dataclass
 class BenchConfig:
@@ -174,9 +176,8 @@ def run_cell(ito, n: int, batch: int, seed: int, out: str, devices: int = 1, thr
     first = summaries[0]
     total = {k: sum(s[k] for s in summaries) for k in ("optimize_s", "decode_s", "vocode_s")}
     cell = {k: first[k] for k in ("method", "controls", "domains", "K", "M", "T", "gamma", "tags", "device")}
-    options = ("refine_sigma", "envelope_weight", "anchor_weight", "start_candidates", "optimizer", "smooth_sigma",
-               "teacher_weight", "teacher_sigma")
-    cell.update({k: first[k] for k in options if k in first})
+    cell.update({"refine_sigma": first["refine_sigma"]} if "refine_sigma" in first else {})
+    cell.update(options_on(first))
     cell.update({
         "audio_seconds": first["audio_seconds_per_item"], "n": n, "batch": batch, "runs": len(summaries),
         "seconds_per_item": round(sum(total.values()) / n, 4),

@@ -27,6 +27,7 @@ import torch
 
 from ditto2.audio.io import peak_normalized
 from ditto2.audio.vocoder import GriffinLimVocoder
+from ditto2.ito.options import options_on
 from ditto2.metrics.clap_score import clap_cosines
 from ditto2.viz import save_figure
 
@@ -245,12 +246,7 @@ class SummaryReport(ReportCallback):
             "M": cfg.m, "T": cfg.base_steps if cfg.method == "ditto" else cfg.decode_steps,
             "gamma": cfg.gamma, "w": cfg.w, "tags": cfg.tags if isinstance(cfg.tags, str) else dict(cfg.tags),
             **({"refine_sigma": cfg.refine_sigma} if cfg.method != "ditto" and cfg.refine_sigma else {}),
-            **({"envelope_weight": cfg.envelope_weight} if cfg.envelope_weight else {}),
-            **({"anchor_weight": cfg.anchor_weight} if cfg.anchor_weight else {}),
-            **({"start_candidates": cfg.start_candidates} if cfg.start_candidates > 1 else {}),
-            **({"optimizer": cfg.optimizer} if cfg.optimizer != "adam" else {}),
-            **({"smooth_sigma": cfg.smooth_sigma} if cfg.smooth_sigma else {}),
-            **({"teacher_weight": cfg.teacher_weight, "teacher_sigma": cfg.teacher_sigma} if cfg.teacher_weight else {}),
+            **options_on(vars(cfg)),
             "device": str(run.z.device), "optimize_s": round(run.timing["optimize_s"], 3),
             "decode_s": round(run.timing["decode_s"], 3), "vocode_s": round(o.vocode_s, 3),
             "step_s": [round(x, 5) for x in run.timing["step_s"]],

@@ -24,7 +24,15 @@ from ditto2.controls.sources import audio_window, read_audio
 from ditto2.ito.optimize import initial_noise, optimize_noise
 from ditto2.ito.surrogates import m_schedule
 from ditto2.models.generator import load_generator
-from ditto2.runs.ito import ITOConfig, build_surrogate, make_config, run_device, save_config
+from ditto2.runs.ito import (
+    ITOConfig,
+    build_surrogate,
+    make_config,
+    run_device,
+    save_config,
+    start_others,
+    step_options,
+)
 
 
 def crossfade_append(out: np.ndarray, piece: np.ndarray, overlap: int) -> np.ndarray:
@@ -89,9 +97,10 @@ def continue_recording(cfg: ITOConfig, path: str, seconds: float, out: str | Pat
     shape = (1, 1, mel_cfg.n_mels, mel_cfg.frames)
     for k in range(n_windows):
         composite = CompositeControl([(control, control.build_target(ref), 1.0)], batch_size=1).to(device)
-        run = optimize_noise(surrogate, composite, initial_noise(shape, cfg.seed + k).to(device),
-                             m_schedule(cfg.steps, cfg.m), cfg.lr, cfg.prior_weight, cfg.gradient_clip,
-                             envelope_weight=cfg.envelope_weight)
+        seed = cfg.seed + k  # each window its own noise; every step setting is the config's, as in `ditto2 ito`
+        run = optimize_noise(surrogate, composite, initial_noise(shape, seed).to(device), m_schedule(cfg.steps, cfg.m),
+                             gradient_clip=cfg.gradient_clip, seed=seed, start_others=start_others(cfg, shape, seed),
+                             **step_options(cfg))
         ref = run.decode()
         with torch.no_grad():
             piece = vocoder(ref)[0].cpu().numpy()

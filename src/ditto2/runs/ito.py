@@ -33,6 +33,7 @@ from ditto2.ito.optimize import (
     optimize_noise,
 )
 from ditto2.ito.optimizers import check_optimizer
+from ditto2.ito.options import all_options
 from ditto2.ito.surrogates import BaseModelSurrogate, StudentSurrogate, m_schedule, parse_m
 from ditto2.models.bundle import bundle_stem, load_bundle
 from ditto2.models.generator import load_generator
@@ -310,13 +311,11 @@ def student_of(cfg: ITOConfig) -> Optional[str]:
 
 def control_defaults(path: str, method: str) -> dict:
     """What a student method of a table or the demo takes from the control's YAML for ``method`` (its top-level values
-    with its ``defaults_by_method`` entry over them): its (M, T, γ), its Adam step size, its envelope and anchor priors,
-    its best-of-n start, its optimizer, its smoothing and its student bundle (``ctm`` or ``cm``), all chosen per control
+    with its ``defaults_by_method`` entry over them): its (M, T, γ), its Adam step size, its options (``ito.options``:
+    priors, best-of-n start, optimizer, smoothing) and its student bundle (``ctm`` or ``cm``), all chosen per control
     on validation items; DITTO keeps the table's step size."""
     cfg = load_config(path, [f"method={method}"])
-    return {**{k: getattr(cfg, k) for k in DECODE_KEYS}, "lr": cfg.lr, "envelope_weight": cfg.envelope_weight,
-            "anchor_weight": cfg.anchor_weight, "start_candidates": cfg.start_candidates, "optimizer": cfg.optimizer,
-            "smooth_sigma": cfg.smooth_sigma, "teacher_weight": cfg.teacher_weight, "teacher_sigma": cfg.teacher_sigma,
+    return {**{k: getattr(cfg, k) for k in DECODE_KEYS}, "lr": cfg.lr, **all_options(cfg),
             **({STUDENT_FIELD[method]: student_of(cfg)} if method in STUDENT_FIELD else {})}
 
 
@@ -508,13 +507,15 @@ def step_options(cfg: ITOConfig) -> dict:
     """The settings of the optimization's steps that ``optimize_noise`` and ``ITOModule`` both take, by their names:
     one place to add the next one."""
     return {"lr": cfg.lr, "prior_weight": cfg.prior_weight, "lr_decay": cfg.lr_decay, "betas": cfg.adam_betas,
-            "envelope_weight": cfg.envelope_weight, "anchor_weight": cfg.anchor_weight, "optimizer": cfg.optimizer,
-            "smooth_sigma": cfg.smooth_sigma, "teacher_weight": cfg.teacher_weight, "teacher_sigma": cfg.teacher_sigma}
+            # every option of ``ito.options``; the best-of-n start reaches the engines as its candidates (start_others)
+            **{k: v for k, v in all_options(cfg).items() if k != "start_candidates"}}
 
 
-def start_others(cfg: ITOConfig, shape: tuple) -> Optional[torch.Tensor]:
-    """The further candidate starts of a run with ``start_candidates`` > 1 (``candidate_noises``); None when off."""
-    return candidate_noises(shape, cfg.seed, cfg.start_candidates) if cfg.start_candidates > 1 else None
+def start_others(cfg: ITOConfig, shape: tuple, seed: Optional[int] = None) -> Optional[torch.Tensor]:
+    """The further candidate starts of a run with ``start_candidates`` > 1 (``candidate_noises`` of ``seed``, the
+    config's by default); None when off."""
+    seed = cfg.seed if seed is None else seed
+    return candidate_noises(shape, seed, cfg.start_candidates) if cfg.start_candidates > 1 else None
 
 
 def _run_lightning(cfg: ITOConfig, surrogate, composite, shape, device: str, callbacks: list, out: Path) -> dict:

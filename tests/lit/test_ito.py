@@ -648,3 +648,39 @@ def test_every_ito_option_is_a_config_field_off_by_default_and_reaches_both_engi
     assert options_on(vars(cfg)) == {}
     row = {**vars(cfg), "teacher_weight": 2.0, "teacher_sigma": 0.5, "start_candidates": None, "optimizer": "adam-item"}
     assert options_on(row) == {"teacher_weight": 2.0, "teacher_sigma": 0.5, "optimizer": "adam-item"}
+
+
+def test_pooled_update_moves_the_noise_in_blocks_both_engines_agree(synth_tiny, teacher_tiny, student_bundles, tmp_path):
+    """pooled_gradient averages over pool × pool blocks (a loop over blocks gives the same) and is the identity at 1;
+    with it, optimize_noise changes z only by a block-constant update, the Lightning module takes the same steps, and a
+    pool that does not divide the model's mel shape is refused before compute."""
+    import pytorch_lightning as pl
+
+    from ditto2.ito.optimize import initial_noise, optimize_noise, pooled_gradient
+
+    g = torch.randn(2, 1, 4, 8, generator=torch.Generator().manual_seed(0))
+    assert pooled_gradient(g, 1) is g
+    pooled = pooled_gradient(g, 2)
+    for i in range(0, 4, 2):
+        for j in range(0, 8, 2):
+            block = g[..., i:i + 2, j:j + 2].mean(dim=(-2, -1), keepdim=True)
+            assert torch.allclose(pooled[..., i:i + 2, j:j + 2], block.expand(-1, -1, 2, 2))
+    with pytest.raises(ValueError, match="update_pool"):
+        pooled_gradient(g, 3)
+    shape = (2, 1, 4, 8)
+    target = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    loss = lambda mel: (mel - target).pow(2).flatten(1).mean(1)  # noqa: E731
+    z0 = initial_noise(shape, 3)
+    run = optimize_noise(Identity(), loss, z0, m_schedule(40, 1), lr=0.05, update_pool=2)
+    moved = run.z.detach() - z0
+    assert moved.abs().max() > 0.5 and torch.allclose(moved, pooled_gradient(moved, 2), atol=1e-6)
+    assert run.history[-1][0] < run.history[0][0]
+    module = ITOModule(Identity(), loss, shape, steps=20, m=1, lr=0.05, seed=3, update_pool=2)
+    pl.Trainer(max_steps=20, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module)
+    loop = optimize_noise(Identity(), loss, z0, m_schedule(20, 1), lr=0.05, update_pool=2)
+    assert torch.allclose(module.z.detach(), loop.z.detach(), atol=1e-6)
+    with pytest.raises(ValueError, match="update_pool"):
+        load_config(None, ["update_pool=0"])
+    with pytest.raises(ValueError, match="update_pool 3 must divide"):
+        run_ito(config(synth_tiny, teacher_tiny, student_bundles, tmp_path, update_pool=3))

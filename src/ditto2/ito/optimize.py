@@ -95,6 +95,20 @@ def objective(surrogate: Surrogate, control: nn.Module, z: torch.Tensor, m: int,
     return per_item
 
 
+def pooled_gradient(grad: torch.Tensor, pool: int) -> torch.Tensor:
+    """The gradient of z (B, 1, F, T) averaged over blocks of ``pool`` × ``pool`` (mel bin, frame) and spread back over
+    each block: Adam then moves every element of a block alike, so the noise changes only in its coarse components
+    (z0 + a block-constant update). ``pool`` = 1 returns the gradient as it is."""
+    if pool == 1:
+        return grad
+    f, t = grad.shape[-2:]
+    if pool < 1 or f % pool or t % pool:
+        raise ValueError(f"update_pool must be >= 1 and divide the noise's {f} bins and {t} frames, got {pool}")
+    coarse = torch.nn.functional.avg_pool2d(grad.flatten(0, -3).unsqueeze(1), pool).reshape(
+        *grad.shape[:-2], f // pool, t // pool)
+    return coarse.repeat_interleave(pool, -2).repeat_interleave(pool, -1)
+
+
 SMOOTH_STREAM = 2  # the smoothing draws' side stream (``stream_noise``)
 
 
@@ -221,7 +235,7 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
                    lr_decay: str = "constant", betas=ADAM_BETAS, envelope_weight: float = 0.0,
                    anchor_weight: float = 0.0, start_others: Optional[torch.Tensor] = None,
                    optimizer: str = "adam", smooth_sigma: float = 0.0, seed: int = 0, teacher_weight: float = 0.0,
-                   teacher_sigma: float = 1.0) -> NoiseRun:
+                   teacher_sigma: float = 1.0, update_pool: int = 1) -> NoiseRun:
     """Adam on z for ``len(schedule)`` steps, step k differentiating through ``schedule[k]`` surrogate
     steps (``m_schedule``), with step size ``step_sizes(lr, K, lr_decay)[k]``. Items are independent: the
     summed loss gives each its own gradient. ``on_step(k, per_item_loss)`` is called after every step
@@ -233,7 +247,8 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
     timed optimization. ``optimizer``: ``adam`` or ``adam-item`` (one second moment per item: ``ito.optimizers``).
     ``smooth_sigma``: read the control at z + σ·ε each step (``smoothing_noise``, fixed by ``seed`` and the step); the
     history then holds the losses at those points, and the returned z is the unperturbed one. ``teacher_weight``,
-    ``teacher_sigma``: the teacher prior (``objective``), its noise fixed by ``seed`` and the step."""
+    ``teacher_sigma``: the teacher prior (``objective``), its noise fixed by ``seed`` and the step. ``update_pool``: move
+    the noise only in blocks of that many bins × frames (``pooled_gradient``; before any clipping)."""
     surrogate.eval()
     t0 = time.perf_counter()
     if schedule:
@@ -253,6 +268,7 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
                              teacher_noise(tuple(z.shape), seed, k, teacher_weight, z.device))
         run.history.append(per_item.detach().cpu().tolist())  # also synchronizes the device
         per_item.sum().backward()
+        z.grad = pooled_gradient(z.grad, update_pool)
         if gradient_clip:
             torch.nn.utils.clip_grad_norm_([z], gradient_clip)
         opt.step()

@@ -14,6 +14,7 @@ OFF = {
     "optimizer": "adam",  # the noise's optimizer (ito.optimizers)
     "smooth_sigma": 0.0,  # randomized smoothing of the control (ito.optimize.smoothing_noise)
     "teacher_weight": 0.0,  # the teacher prior (ito.optimize.teacher_distance)
+    "update_pool": 1,  # the noise moves only in coarse blocks (ito.optimize.pooled_gradient)
 }
 # option -> settings carried along only while it is on
 WITH = {"teacher_weight": ("teacher_sigma",)}

@@ -19,6 +19,7 @@ from ditto2.ito.optimize import (
     check_betas,
     initial_noise,
     objective,
+    pooled_gradient,
     smoothing_noise,
     start_envelope_of,
     step_sizes,
@@ -35,7 +36,7 @@ class ITOModule(pl.LightningModule):
                  init_noise: Optional[torch.Tensor] = None, lr_decay: str = "constant",
                  betas=ADAM_BETAS, envelope_weight: float = 0.0, anchor_weight: float = 0.0,
                  start_others: Optional[torch.Tensor] = None, optimizer: str = "adam", smooth_sigma: float = 0.0,
-                 teacher_weight: float = 0.0, teacher_sigma: float = 1.0):
+                 teacher_weight: float = 0.0, teacher_sigma: float = 1.0, update_pool: int = 1):
         super().__init__()
         self.surrogate, self.control = surrogate.eval(), control
         self.k, self.lr, self.prior_weight, self.envelope_weight = steps, lr, prior_weight, envelope_weight
@@ -48,6 +49,7 @@ class ITOModule(pl.LightningModule):
         self.anchor_weight = anchor_weight
         self.smooth_sigma, self.seed = smooth_sigma, seed  # randomized smoothing of the control (``smoothing_noise``)
         self.teacher_weight, self.teacher_sigma = teacher_weight, teacher_sigma  # the teacher prior (``objective``)
+        self.update_pool = update_pool  # the noise moves in blocks of this many bins × frames (``pooled_gradient``)
         self.register_buffer("z_start", self.z.detach().clone(), persistent=False)  # what the anchor prior pulls to
         # further candidate starts: the best of z and these is chosen when training starts (``best_start``), timed
         self.start_others = start_others
@@ -88,6 +90,10 @@ class ITOModule(pl.LightningModule):
                 self.z.copy_(chosen)
                 self.z_start.copy_(chosen)
         self.start_envelope = start_envelope_of(self.surrogate, self.z, self.schedule[0], self.envelope_weight)
+
+    def on_after_backward(self) -> None:
+        # before Lightning's gradient clipping and the optimizer step, as in optimize_noise
+        self.z.grad = pooled_gradient(self.z.grad, self.update_pool)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         # after the optimizer step; the per-item loss read in training_step has synchronized the device

@@ -72,10 +72,6 @@ class Surrogate(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def evals_per_step(self, m: int) -> float:
-        """Network evaluations (batch-1 equivalents) of one optimization step, forward + backward."""
-        raise NotImplementedError
-
     def teacher_denoise(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         """The base model's guided denoised estimate D_w(x; σ) of a noised mel x, with the run's tags and w (what the
         teacher prior, ``ito.optimize.teacher_distance``, pulls an output towards)."""
@@ -134,9 +130,6 @@ class StudentSurrogate(Surrogate):
         gen = torch.Generator(device=z.device).manual_seed(self.seed + 2000)
         return refine_guided(self.teacher, x, self._tags(z.shape[0]), self.w, self.refine_grid, gen)
 
-    def evals_per_step(self, m):
-        return 3.0 * m  # forward + backward ≈ 3 forwards, one call per step (distilled CFG)
-
     def teacher_denoise(self, x, sigma):
         if self.teacher is None:
             raise ValueError("the teacher prior needs the base model (teacher) beside the student")
@@ -172,7 +165,3 @@ class BaseModelSurrogate(Surrogate):
     def teacher_denoise(self, x, sigma):
         tags = self.tags.expand(x.shape[0], -1) if self.tags.shape[0] == 1 else self.tags
         return guided_denoise(self.denoiser, x, sigma, tags, self.w)
-
-    def evals_per_step(self, m=None):
-        # per step: guided forward (2 calls) + recompute (2) + backward (≈4) with checkpointing
-        return (8.0 if self.checkpoint else 6.0) * self.steps

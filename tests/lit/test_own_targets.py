@@ -105,7 +105,6 @@ def test_chained_outpainting_continues_a_recording_to_the_requested_length(tmp_p
         continue_recording(load_config("experiments/ito/melody.yaml", ["tags={}"]), str(tmp_path / "song.wav"), 5.0)
 
 
-
 def test_continuation_steps_with_every_setting_of_the_config(tmp_path, teacher_tiny, student_bundles, monkeypatch):
     """Each window's optimization takes the config's step settings and options as `ditto2 ito` does (step_options),
     its own seed (initial noise, candidates, side streams), not a hand-picked few."""

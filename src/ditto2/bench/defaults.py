@@ -107,9 +107,9 @@ def superseded(folder: Path) -> dict:
 
 
 def as_settings(row: dict, with_lr: bool = False) -> dict:
-    """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, its
-    envelope and anchor priors, best-of-n start, optimizer, smoothing and teacher prior where it ran with them, and
-    with ``with_lr`` its Adam step size (a sweep that compared steps: ``lrs:``)."""
+    """The ITO config values a winning row stands for: (M, T, γ), its student bundle where the row names one, the
+    options it ran with on (``ito.options``: priors, best-of-n start, optimizer, smoothing, ...), and with ``with_lr``
+    its Adam step size (a sweep that compared steps: ``lrs:``)."""
     from ditto2.runs.ito import STUDENT_FIELD
 
     m = _spec(row["M"])

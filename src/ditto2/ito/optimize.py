@@ -3,7 +3,7 @@
 ``optimize_noise(surrogate, control, z0, schedule, lr)`` runs K Adam steps on the unit noise z
 (x_T = σ_max·z) of B independent items and returns the optimized z with the per-item loss of every
 step. No Lightning: the runner, the benches, the demo and a notebook call it directly;
-``ditto2.lit.ito.ITOModule`` is the thin Lightning wrapper around the same ``objective``.
+``ditto2.lit.ito.ITOModule`` is the thin Lightning wrapper around the same ``step_loss``.
 """
 from __future__ import annotations
 
@@ -122,6 +122,18 @@ def smoothing_noise(shape: tuple, seed: int, k: int, sigma: float, device=None) 
     if sigma < 0:
         raise ValueError(f"smoothing needs sigma >= 0, got {sigma}")
     return sigma * stream_noise(shape, SMOOTH_STREAM, seed, k).to(device)
+
+
+def step_loss(surrogate: Surrogate, control: nn.Module, z: torch.Tensor, m: int, k: int, seed: int,
+              prior_weight: float = 0.0, envelope_weight: float = 0.0, start_envelope: Optional[torch.Tensor] = None,
+              anchor_weight: float = 0.0, z_start: Optional[torch.Tensor] = None, smooth_sigma: float = 0.0,
+              teacher_weight: float = 0.0, teacher_sigma: float = 1.0) -> torch.Tensor:
+    """Step k's per-item loss: ``objective`` with the step's side draws (smoothing point, teacher-prior noise), each
+    fixed by (seed, k); the one step both engines (``optimize_noise``, ``ITOModule``) take."""
+    shape = tuple(z.shape)
+    return objective(surrogate, control, z, m, prior_weight, envelope_weight, start_envelope, anchor_weight, z_start,
+                     smoothing_noise(shape, seed, k, smooth_sigma, z.device), teacher_weight, teacher_sigma,
+                     teacher_noise(shape, seed, k, teacher_weight, z.device))
 
 
 @torch.no_grad()
@@ -262,10 +274,8 @@ def optimize_noise(surrogate: Surrogate, control: nn.Module, z0: torch.Tensor, s
     for k, m in enumerate(schedule):
         opt.param_groups[0]["lr"] = sizes[k]
         opt.zero_grad(set_to_none=True)
-        perturb = smoothing_noise(tuple(z.shape), seed, k, smooth_sigma, z.device)
-        per_item = objective(surrogate, control, z, m, prior_weight, envelope_weight, start, anchor_weight, z_start,
-                             perturb, teacher_weight, teacher_sigma,
-                             teacher_noise(tuple(z.shape), seed, k, teacher_weight, z.device))
+        per_item = step_loss(surrogate, control, z, m, k, seed, prior_weight, envelope_weight, start, anchor_weight,
+                             z_start, smooth_sigma, teacher_weight, teacher_sigma)
         run.history.append(per_item.detach().cpu().tolist())  # also synchronizes the device
         per_item.sum().backward()
         z.grad = pooled_gradient(z.grad, update_pool)

@@ -72,6 +72,10 @@ class Surrogate(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _tags(self, n: int) -> torch.Tensor:
+        """The run's tags (the ``tags`` buffer) for n items: one row is shared by all."""
+        return self.tags.expand(n, -1) if self.tags.shape[0] == 1 else self.tags
+
     def teacher_denoise(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         """The base model's guided denoised estimate D_w(x; σ) of a noised mel x, with the run's tags and w (what the
         teacher prior, ``ito.optimize.teacher_distance``, pulls an output towards)."""
@@ -111,9 +115,6 @@ class StudentSurrogate(Surrogate):
             grid = base_sigmas(base_steps, teacher.sigma_min, teacher.sigma_max)
             self.register_buffer("refine_grid", refine_sigmas(self.refine_sigma, grid), persistent=False)
 
-    def _tags(self, n: int) -> torch.Tensor:
-        return self.tags.expand(n, -1) if self.tags.shape[0] == 1 else self.tags
-
     def _run(self, z, steps: int, gamma: float, seed: Optional[int]):
         sigmas = decode_sigmas(steps, self.grid)
         gen = torch.Generator(device=z.device).manual_seed(seed) if seed is not None else None
@@ -152,8 +153,7 @@ class BaseModelSurrogate(Surrogate):
         self.register_buffer("sigmas", base_sigmas(steps, denoiser.sigma_min, denoiser.sigma_max), persistent=False)
 
     def _run(self, z, checkpoint: bool):
-        tags = self.tags.expand(z.shape[0], -1) if self.tags.shape[0] == 1 else self.tags
-        return sample_guided(self.denoiser, z, tags, self.w, self.sigmas, self.sampler, checkpoint)
+        return sample_guided(self.denoiser, z, self._tags(z.shape[0]), self.w, self.sigmas, self.sampler, checkpoint)
 
     def optimize_forward(self, z, m=None):
         return self._run(z, self.checkpoint)
@@ -163,5 +163,4 @@ class BaseModelSurrogate(Surrogate):
         return self._run(z, False)
 
     def teacher_denoise(self, x, sigma):
-        tags = self.tags.expand(x.shape[0], -1) if self.tags.shape[0] == 1 else self.tags
-        return guided_denoise(self.denoiser, x, sigma, tags, self.w)
+        return guided_denoise(self.denoiser, x, sigma, self._tags(x.shape[0]), self.w)

@@ -1,6 +1,6 @@
 """`ITOModule`: the Lightning wrapper of ITO (paper Alg. 1). The unit noise z (x_T = σ_max·z) of B
 independent items is the only trainable parameter; one Lightning step is one Adam step of
-``ditto2.ito.optimize.objective``, the same step ``optimize_noise`` takes without Lightning. Models are
+``ditto2.ito.optimize.step_loss``, the same step ``optimize_noise`` takes without Lightning. Models are
 frozen inside the surrogate; the control holds its checked targets. Reports are callbacks
 (``ditto2.lit.report``)."""
 from __future__ import annotations
@@ -18,12 +18,10 @@ from ditto2.ito.optimize import (
     best_start,
     check_betas,
     initial_noise,
-    objective,
     pooled_gradient,
-    smoothing_noise,
     start_envelope_of,
+    step_loss,
     step_sizes,
-    teacher_noise,
     timed_decode,
 )
 from ditto2.ito.optimizers import check_optimizer, noise_optimizer
@@ -73,11 +71,9 @@ class ITOModule(pl.LightningModule):
 
     def training_step(self, step, batch_idx):
         k = self.global_step
-        perturb = smoothing_noise(tuple(self.z.shape), self.seed, k, self.smooth_sigma, self.z.device)
-        per_item = objective(self.surrogate, self.control, self.z, self.schedule[k], self.prior_weight,
-                             self.envelope_weight, self.start_envelope, self.anchor_weight, self.z_start, perturb,
-                             self.teacher_weight, self.teacher_sigma,
-                             teacher_noise(tuple(self.z.shape), self.seed, k, self.teacher_weight, self.z.device))
+        per_item = step_loss(self.surrogate, self.control, self.z, self.schedule[k], k, self.seed, self.prior_weight,
+                             self.envelope_weight, self.start_envelope, self.anchor_weight, self.z_start,
+                             self.smooth_sigma, self.teacher_weight, self.teacher_sigma)
         self.history.append(per_item.detach().cpu().tolist())
         self.log("ito/loss", per_item.mean(), prog_bar=True, batch_size=per_item.shape[0])
         return per_item.sum()  # items are independent: the sum gives each its own gradient

@@ -241,10 +241,10 @@ def check_config(cfg: ITOConfig) -> ITOConfig:
         raise ValueError(f"smooth_sigma must be >= 0 (0 = off), got {cfg.smooth_sigma}")
     if cfg.teacher_weight < 0:
         raise ValueError(f"teacher_weight must be >= 0 (0 = off), got {cfg.teacher_weight}")
-    if isinstance(cfg.update_pool, bool) or int(cfg.update_pool) != cfg.update_pool or cfg.update_pool < 1:
-        raise ValueError(f"update_pool must be an integer >= 1 (1 = off), got {cfg.update_pool}")
     if cfg.teacher_sigma <= 0:
         raise ValueError(f"teacher_sigma must be > 0 (the noise level the teacher denoises), got {cfg.teacher_sigma}")
+    if isinstance(cfg.update_pool, bool) or int(cfg.update_pool) != cfg.update_pool or cfg.update_pool < 1:
+        raise ValueError(f"update_pool must be an integer >= 1 (1 = off), got {cfg.update_pool}")
     if check_start_candidates(cfg.start_candidates) > 1 and cfg.steps == 0:
         raise ValueError("start_candidates > 1 chooses a start for the optimization: it needs steps (K) >= 1")
     if cfg.refine_sigma < 0:

@@ -1,0 +1,28 @@
+"""The control loss of the 1-step output when parts of DITTO-2's move are removed or kept alone (after move16.py).
+Run from the repository root: python results/noise-dc/dc16.py [/tmp/ditto2-move16.pt]"""
+import sys
+MOVE = sys.argv[1] if len(sys.argv) > 1 else "/tmp/ditto2-move16.pt"
+import torch, torch.nn.functional as F
+from ditto2.runs.ito import load_config, build_run
+B = 16
+base = ["tags=reference", "shards=data/shards/debian-tiny", "split=val", f"batch={B}", "seed=1000", "ctm=checkpoints/tiny/ctm-decode"]
+cfg = load_config("experiments/ito/intensity.yaml", base + ["method=ditto2-ctm"])
+ps = build_run(cfg)
+d = torch.load(MOVE)
+z0, z = d["z0"], d["z"]
+def loss(x):
+    with torch.no_grad():
+        return ps.composite(ps.surrogate.optimize_forward(x, 1))
+def show(name, x):
+    l = loss(x); print(f"{name:40s} mean {l.mean():8.3f} median {l.median():8.3f}", flush=True)
+show("z0", z0); show("z optimized", z)
+dc = z.mean((1,2,3), keepdim=True) - z0.mean((1,2,3), keepdim=True)
+show("z minus its DC move", z - dc)
+dd = z - z0
+for p in (64, 16, 4):
+    up = F.interpolate(F.avg_pool2d(dd, p), scale_factor=p, mode="nearest")
+    show(f"z0 + only the {p}x{p} block means of move", z0 + up)
+    show(f"z minus the {p}x{p} block means of move", z - up)
+bin_c = dd.mean(3, keepdim=True); fr_c = dd.mean(2, keepdim=True)
+show("z0 + per-bin constant", z0 + bin_c); show("z0 + per-frame constant", z0 + fr_c)
+show("z0 + per-bin + per-frame", z0 + bin_c + fr_c - dd.mean((2,3), keepdim=True))

@@ -1,0 +1,24 @@
+"""Level response of the 1-step student and the 20-step teacher to a DC offset c added to the initial noise.
+Run from the repository root after move16.py: python results/noise-dc/dcresp.py [/tmp/ditto2-move16.pt]"""
+import sys
+MOVE = sys.argv[1] if len(sys.argv) > 1 else "/tmp/ditto2-move16.pt"
+import torch, time
+from ditto2.runs.ito import load_config, build_run
+from ditto2.controls.intensity import IntensityControl
+B = 16
+base = ["tags=reference", "shards=data/shards/debian-tiny", "split=val", f"batch={B}", "seed=1000", "ctm=checkpoints/tiny/ctm-decode"]
+ps = build_run(load_config("experiments/ito/intensity.yaml", base + ["method=ditto2-ctm"]))
+pt = build_run(load_config("experiments/ito/intensity.yaml", base + ["method=ditto"]), gen=ps.gen)
+z0 = torch.load(MOVE)["z0"]
+ctl = [m for m in ps.composite.modules() if isinstance(m, IntensityControl)][0]
+def lev(run, x, m):
+    with torch.no_grad():
+        mel = run.surrogate.optimize_forward(x, m)
+        return ctl.level_db(mel).mean(-1).flatten()
+import numpy as np
+b0s = lev(ps, z0, 1); b0t = lev(pt, z0, 20)
+print("c      student dLevel (mean, sd)   teacher dLevel (mean, sd)")
+for c in (-0.1, -0.05, -0.02, 0.02, 0.05, 0.1):
+    t = time.time()
+    ds = lev(ps, z0 + c, 1) - b0s; dt = lev(pt, z0 + c, 20) - b0t
+    print(f"{c:+.2f}  {ds.mean():+7.2f} {ds.std():5.2f}   {dt.mean():+7.2f} {dt.std():5.2f}   corr {np.corrcoef(ds, dt)[0,1]:+.2f} ({time.time()-t:.0f}s)", flush=True)

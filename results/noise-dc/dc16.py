@@ -1,13 +1,9 @@
 """The control loss of the 1-step output when parts of DITTO-2's move are removed or kept alone (after move16.py).
 Run from the repository root: python results/noise-dc/dc16.py [/tmp/ditto2-move16.pt]"""
-import sys
-MOVE = sys.argv[1] if len(sys.argv) > 1 else "/tmp/ditto2-move16.pt"
 import torch, torch.nn.functional as F
-from ditto2.runs.ito import load_config, build_run
+from common import MOVE, runs
 B = 16
-base = ["tags=reference", "shards=data/shards/debian-tiny", "split=val", f"batch={B}", "seed=1000", "ctm=checkpoints/tiny/ctm-decode"]
-cfg = load_config("experiments/ito/intensity.yaml", base + ["method=ditto2-ctm"])
-ps = build_run(cfg)
+cfg, _, ps, _ = runs(B)
 d = torch.load(MOVE)
 z0, z = d["z0"], d["z"]
 def loss(x):

@@ -2,17 +2,11 @@
 does taking the DC out of the path make it move like DITTO's? Run from the repository root (~6 min on 2 cores)."""
 import torch, time
 import ditto2.ito.optimize as O
-from ditto2.runs.ito import load_config, build_run
-from ditto2.controls.intensity import IntensityControl
+from common import runs, tilt
 B = 16
-base = ["tags=reference", "shards=data/shards/debian-tiny", "split=val", f"batch={B}", "seed=1000", "ctm=checkpoints/tiny/ctm-decode"]
-cs = load_config("experiments/ito/intensity.yaml", base + ["method=ditto2-ctm"])
-ps = build_run(cs)
+cs, _, ps, _ = runs(B)
 z0 = O.initial_noise((B, 1, ps.gen.mel.n_mels, ps.gen.mel.frames), cs.seed)
-ctl = [m for m in ps.composite.modules() if isinstance(m, IntensityControl)][0]
 orig = O.pooled_gradient
-def tilt(x):
-    f = x.shape[2]; return x[:, 0, -f // 4:].mean((1, 2)) - x[:, 0, :f // 8].mean((1, 2))
 with torch.no_grad():
     mel0 = ps.surrogate.optimize_forward(z0, 1)
 for alpha in (1.0, 0.0, 0.1):

@@ -1,16 +1,11 @@
 """Level response of the 1-step student and the 20-step teacher to a DC offset c added to the initial noise.
 Run from the repository root after move16.py: python results/noise-dc/dcresp.py [/tmp/ditto2-move16.pt]"""
-import sys
-MOVE = sys.argv[1] if len(sys.argv) > 1 else "/tmp/ditto2-move16.pt"
 import torch, time
-from ditto2.runs.ito import load_config, build_run
-from ditto2.controls.intensity import IntensityControl
+from common import MOVE, intensity, runs
 B = 16
-base = ["tags=reference", "shards=data/shards/debian-tiny", "split=val", f"batch={B}", "seed=1000", "ctm=checkpoints/tiny/ctm-decode"]
-ps = build_run(load_config("experiments/ito/intensity.yaml", base + ["method=ditto2-ctm"]))
-pt = build_run(load_config("experiments/ito/intensity.yaml", base + ["method=ditto"]), gen=ps.gen)
+_, _, ps, pt = runs(B, teacher=True)
 z0 = torch.load(MOVE)["z0"]
-ctl = [m for m in ps.composite.modules() if isinstance(m, IntensityControl)][0]
+ctl = intensity(ps)
 def lev(run, x, m):
     with torch.no_grad():
         mel = run.surrogate.optimize_forward(x, m)

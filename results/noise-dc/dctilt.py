@@ -1,20 +1,14 @@
 """Spectral tilt (mean log-mel of the top quarter of bands minus the bottom eighth) of outputs whose noise got a DC offset,
 student 1 step and teacher 20 steps, against c = 0; and of DITTO-2's optimized noise and its DC part alone.
 Run from the repository root after move16.py: python results/noise-dc/dctilt.py [/tmp/ditto2-move16.pt]"""
-import sys
-MOVE = sys.argv[1] if len(sys.argv) > 1 else "/tmp/ditto2-move16.pt"
 import torch
-from ditto2.runs.ito import load_config, build_run
+from common import MOVE, runs, tilt as tilt_of
 B = 16
-base = ["tags=reference", "shards=data/shards/debian-tiny", "split=val", f"batch={B}", "seed=1000", "ctm=checkpoints/tiny/ctm-decode"]
-ps = build_run(load_config("experiments/ito/intensity.yaml", base + ["method=ditto2-ctm"]))
-pt = build_run(load_config("experiments/ito/intensity.yaml", base + ["method=ditto"]), gen=ps.gen)
+_, _, ps, pt = runs(B, teacher=True)
 d = torch.load(MOVE); z0, z = d["z0"], d["z"]
 def tilt(run, x, m):
     with torch.no_grad():
-        mel = run.surrogate.optimize_forward(x, m)  # (B,1,F,T), low bins first
-    F_ = mel.shape[2]
-    return (mel[:, 0, -F_ // 4:].mean((1, 2)) - mel[:, 0, :F_ // 8].mean((1, 2)))
+        return tilt_of(run.surrogate.optimize_forward(x, m))  # (B,1,F,T), low bins first
 s0, t0 = tilt(ps, z0, 1), tilt(pt, z0, 20)
 print(f"c = 0: tilt student {s0.mean():+.3f}, teacher {t0.mean():+.3f} (normalized log-mel units)")
 for c in (-0.05, -0.02, 0.02, 0.05):

@@ -3,20 +3,14 @@ validation items of move16.py (seed 1000): how much of each move is the noise's 
 Run from the repository root: python results/noise-dc/ditto4.py (~6 min on 2 cores, DITTO's steps nearly all of it)"""
 import time
 import torch
-from ditto2.runs.ito import load_config, build_run
 from ditto2.ito.optimize import initial_noise, optimize_noise
-from ditto2.controls.intensity import IntensityControl
+from common import MOVE, intensity, runs, tilt as tilt_of
 B = 4
-base = ["tags=reference", "shards=data/shards/debian-tiny", "split=val", f"batch={B}", "seed=1000", "ctm=checkpoints/tiny/ctm-decode"]
-cs = load_config("experiments/ito/intensity.yaml", base + ["method=ditto2-ctm"])
-ct = load_config("experiments/ito/intensity.yaml", base + ["method=ditto"])
-ps = build_run(cs)
-pt = build_run(ct, gen=ps.gen)
+cs, ct, ps, pt = runs(B, teacher=True)
 z0 = initial_noise((B, 1, ps.gen.mel.n_mels, ps.gen.mel.frames), cs.seed)
 print("z0 equals move16's first items:", end=" ")
 try:
-    import sys
-    print(torch.equal(torch.load(sys.argv[1] if len(sys.argv) > 1 else "/tmp/ditto2-move16.pt")["z0"][:B], z0))
+    print(torch.equal(torch.load(MOVE)["z0"][:B], z0))
 except FileNotFoundError:
     print("(move16.py not run)")
 t = time.time()
@@ -25,7 +19,7 @@ print(f"DITTO-2 {time.time() - t:.0f}s", flush=True)
 t = time.time()
 z1 = optimize_noise(pt.surrogate, pt.composite, z0, [1] * 70, ct.lr).z.detach()
 print(f"DITTO {time.time() - t:.0f}s", flush=True)
-ctl = [m for m in ps.composite.modules() if isinstance(m, IntensityControl)][0]
+ctl = intensity(ps)
 
 
 def stats(name, run, z, m):
@@ -35,13 +29,11 @@ def stats(name, run, z, m):
         mel = run.surrogate.optimize_forward(z, m)
         mel0 = run.surrogate.optimize_forward(z0, m)
         loss = run.composite(mel)
-    f = mel.shape[2]
-    tilt = lambda x: x[:, 0, -f // 4:].mean((1, 2)) - x[:, 0, :f // 8].mean((1, 2))
     print(f"{name}: move RMS {d.pow(2).mean().sqrt():.4f}, DC move {[round(v, 3) for v in dc.tolist()]}, "
           f"DC share of move energy {(dc.pow(2).sum() * d[0].numel() / d.pow(2).sum()):.2f}, "
           f"loss {[round(v, 3) for v in loss.tolist()]} dB², "
           f"level change {[round(v, 2) for v in (ctl.level_db(mel) - ctl.level_db(mel0)).mean(-1).flatten().tolist()]} dB, "
-          f"tilt change {[round(v, 3) for v in (tilt(mel) - tilt(mel0)).tolist()]}")
+          f"tilt change {[round(v, 3) for v in (tilt_of(mel) - tilt_of(mel0)).tolist()]}")
 
 
 stats("DITTO-2 (student 1 step)", ps, z2, 1)

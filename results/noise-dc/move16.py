@@ -1,15 +1,11 @@
 """DITTO-2's intensity default (ctm-decode, M = 1, Adam 0.02, K = 70) on 16 validation items (seed 1000, the clips' own
 tags): how the optimized noise's move z − z0 splits over scales; saves z0 and z for the other scripts (~2 min).
 Run from the repository root: python results/noise-dc/move16.py [/tmp/ditto2-move16.pt]"""
-import sys
-MOVE = sys.argv[1] if len(sys.argv) > 1 else "/tmp/ditto2-move16.pt"
 import torch, torch.nn.functional as F
-from ditto2.runs.ito import load_config, build_run
 from ditto2.ito.optimize import initial_noise, optimize_noise
+from common import MOVE, runs
 B = 16
-base = ["tags=reference", "shards=data/shards/debian-tiny", "split=val", f"batch={B}", "seed=1000", "ctm=checkpoints/tiny/ctm-decode"]
-cfg = load_config("experiments/ito/intensity.yaml", base + ["method=ditto2-ctm"])
-ps = build_run(cfg)
+cfg, _, ps, _ = runs(B)
 shape = (B, 1, ps.gen.mel.n_mels, ps.gen.mel.frames)
 z0 = initial_noise(shape, cfg.seed)
 r = optimize_noise(ps.surrogate, ps.composite, z0, [1] * 70, cfg.lr)

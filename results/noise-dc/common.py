@@ -1,7 +1,9 @@
 """What this folder's scripts share: the intensity defaults of DITTO-2 (ctm-decode, M = 1, Adam 0.02) and DITTO (teacher
 20 steps, Adam 5e-3) on validation items (seed 1000, the clips' own tags), where move16.py keeps its noises, and the
-features the scripts read off a mel."""
+pieces the scripts read a run with."""
 import sys
+
+import torch
 
 from ditto2.controls.intensity import IntensityControl
 from ditto2.runs.ito import build_run, load_config
@@ -17,6 +19,12 @@ def runs(batch: int, teacher: bool = False):
     ct = load_config("experiments/ito/intensity.yaml", base + ["method=ditto"])
     ps = build_run(cs)
     return cs, ct, ps, (build_run(ct, gen=ps.gen) if teacher else None)
+
+
+def output(run, z, m):
+    """The run's surrogate output of noise z through m steps (the student's 1 step, or DITTO's 20), no gradient."""
+    with torch.no_grad():
+        return run.surrogate.optimize_forward(z, m)
 
 
 def intensity(run) -> IntensityControl:

@@ -1,22 +1,20 @@
 """The control loss of the 1-step output when parts of DITTO-2's move are removed or kept alone (after move16.py).
 Run from the repository root: python results/noise-dc/dc16.py [/tmp/ditto2-move16.pt]"""
-import torch, torch.nn.functional as F
-from common import MOVE, runs
+import torch
+from ditto2.ito.optimize import pooled_gradient as block_means  # each pool × pool block of x set to its mean
+from common import MOVE, output, runs
 B = 16
 cfg, _, ps, _ = runs(B)
 d = torch.load(MOVE)
 z0, z = d["z0"], d["z"]
-def loss(x):
-    with torch.no_grad():
-        return ps.composite(ps.surrogate.optimize_forward(x, 1))
 def show(name, x):
-    l = loss(x); print(f"{name:40s} mean {l.mean():8.3f} median {l.median():8.3f}", flush=True)
+    l = ps.composite(output(ps, x, 1)); print(f"{name:40s} mean {l.mean():8.3f} median {l.median():8.3f}", flush=True)
 show("z0", z0); show("z optimized", z)
 dc = z.mean((1,2,3), keepdim=True) - z0.mean((1,2,3), keepdim=True)
 show("z minus its DC move", z - dc)
 dd = z - z0
 for p in (64, 16, 4):
-    up = F.interpolate(F.avg_pool2d(dd, p), scale_factor=p, mode="nearest")
+    up = block_means(dd, p)
     show(f"z0 + only the {p}x{p} block means of move", z0 + up)
     show(f"z minus the {p}x{p} block means of move", z - up)
 bin_c = dd.mean(3, keepdim=True); fr_c = dd.mean(2, keepdim=True)

@@ -1,16 +1,15 @@
 """Level response of the 1-step student and the 20-step teacher to a DC offset c added to the initial noise.
 Run from the repository root after move16.py: python results/noise-dc/dcresp.py [/tmp/ditto2-move16.pt]"""
-import torch, time
-from common import MOVE, intensity, runs
+import time
+import numpy as np
+import torch
+from common import MOVE, intensity, output, runs
 B = 16
 _, _, ps, pt = runs(B, teacher=True)
 z0 = torch.load(MOVE)["z0"]
 ctl = intensity(ps)
 def lev(run, x, m):
-    with torch.no_grad():
-        mel = run.surrogate.optimize_forward(x, m)
-        return ctl.level_db(mel).mean(-1).flatten()
-import numpy as np
+    return ctl.level_db(output(run, x, m)).mean(-1).flatten()
 b0s = lev(ps, z0, 1); b0t = lev(pt, z0, 20)
 print("c      student dLevel (mean, sd)   teacher dLevel (mean, sd)")
 for c in (-0.1, -0.05, -0.02, 0.02, 0.05, 0.1):

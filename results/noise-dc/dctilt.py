@@ -2,13 +2,12 @@
 student 1 step and teacher 20 steps, against c = 0; and of DITTO-2's optimized noise and its DC part alone.
 Run from the repository root after move16.py: python results/noise-dc/dctilt.py [/tmp/ditto2-move16.pt]"""
 import torch
-from common import MOVE, runs, tilt as tilt_of
+from common import MOVE, output, runs, tilt as tilt_of
 B = 16
 _, _, ps, pt = runs(B, teacher=True)
 d = torch.load(MOVE); z0, z = d["z0"], d["z"]
 def tilt(run, x, m):
-    with torch.no_grad():
-        return tilt_of(run.surrogate.optimize_forward(x, m))  # (B,1,F,T), low bins first
+    return tilt_of(output(run, x, m))
 s0, t0 = tilt(ps, z0, 1), tilt(pt, z0, 20)
 print(f"c = 0: tilt student {s0.mean():+.3f}, teacher {t0.mean():+.3f} (normalized log-mel units)")
 for c in (-0.05, -0.02, 0.02, 0.05):

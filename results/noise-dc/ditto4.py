@@ -1,10 +1,11 @@
 """DITTO (teacher 20 steps, Adam 5e-3) and DITTO-2 (ctm-decode, M = 1, Adam 0.02), K = 70, intensity, on the first 4
 validation items of move16.py (seed 1000): how much of each move is the noise's DC, and the outputs' level and tilt.
-Run from the repository root: python results/noise-dc/ditto4.py (~6 min on 2 cores, DITTO's steps nearly all of it)"""
+Run from the repository root: python results/noise-dc/ditto4.py (~6 min alone on 2 cores, DITTO's steps nearly all of it;
+DITTO-2 is rerun on the same batch of 4 so both methods see one batch shape)"""
 import time
 import torch
 from ditto2.ito.optimize import initial_noise, optimize_noise
-from common import MOVE, intensity, runs, tilt as tilt_of
+from common import MOVE, intensity, output, runs, tilt as tilt_of
 B = 4
 cs, ct, ps, pt = runs(B, teacher=True)
 z0 = initial_noise((B, 1, ps.gen.mel.n_mels, ps.gen.mel.frames), cs.seed)
@@ -25,10 +26,8 @@ ctl = intensity(ps)
 def stats(name, run, z, m):
     d = z - z0
     dc = d.mean((1, 2, 3))
-    with torch.no_grad():
-        mel = run.surrogate.optimize_forward(z, m)
-        mel0 = run.surrogate.optimize_forward(z0, m)
-        loss = run.composite(mel)
+    mel, mel0 = output(run, z, m), output(run, z0, m)
+    loss = run.composite(mel)
     print(f"{name}: move RMS {d.pow(2).mean().sqrt():.4f}, DC move {[round(v, 3) for v in dc.tolist()]}, "
           f"DC share of move energy {(dc.pow(2).sum() * d[0].numel() / d.pow(2).sum()):.2f}, "
           f"loss {[round(v, 3) for v in loss.tolist()]} dB², "

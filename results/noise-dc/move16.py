@@ -1,8 +1,9 @@
 """DITTO-2's intensity default (ctm-decode, M = 1, Adam 0.02, K = 70) on 16 validation items (seed 1000, the clips' own
 tags): how the optimized noise's move z − z0 splits over scales; saves z0 and z for the other scripts (~2 min).
 Run from the repository root: python results/noise-dc/move16.py [/tmp/ditto2-move16.pt]"""
-import torch, torch.nn.functional as F
+import torch
 from ditto2.ito.optimize import initial_noise, optimize_noise
+from ditto2.ito.optimize import pooled_gradient as block_means  # each pool × pool block of x set to its mean
 from common import MOVE, runs
 B = 16
 cfg, _, ps, _ = runs(B)
@@ -12,9 +13,8 @@ r = optimize_noise(ps.surrogate, ps.composite, z0, [1] * 70, cfg.lr)
 d = (r.z.detach() - z0)
 print("shape", shape, "move RMS", d.pow(2).mean().sqrt().item())
 for p in (2, 4, 8, 16, 32, 64):
-    pooled = F.avg_pool2d(d, p)
-    up = F.interpolate(pooled, scale_factor=p, mode="nearest")
-    print(f"block {p}: RMS of block means {pooled.pow(2).mean().sqrt():.4f}, share of move energy {up.pow(2).sum()/d.pow(2).sum():.3f}")
+    up = block_means(d, p)  # every block holds its mean, so its RMS is the block means' RMS
+    print(f"block {p}: RMS of block means {up.pow(2).mean().sqrt():.4f}, share of move energy {up.pow(2).sum()/d.pow(2).sum():.3f}")
 # per-item mean and std of z
 print("z mean per item", r.z.mean((1,2,3))[:8])
 print("z std per item", r.z.std((1,2,3))[:8])

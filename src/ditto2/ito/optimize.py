@@ -95,6 +95,13 @@ def objective(surrogate: Surrogate, control: nn.Module, z: torch.Tensor, m: int,
     return per_item
 
 
+def check_update_pool(pool: int, bins: int, frames: int) -> int:
+    """``pool`` if blocks of pool × pool tile a noise of ``bins`` × ``frames`` (``pooled_gradient``), else a ValueError."""
+    if pool < 1 or bins % pool or frames % pool:
+        raise ValueError(f"update_pool {pool} must divide the noise's {bins} mel bins and {frames} frames (and be >= 1)")
+    return pool
+
+
 def pooled_gradient(grad: torch.Tensor, pool: int) -> torch.Tensor:
     """The gradient of z (B, 1, F, T) averaged over blocks of ``pool`` × ``pool`` (mel bin, frame) and spread back over
     each block: Adam then moves every element of a block alike, so the noise changes only in its coarse components
@@ -102,8 +109,7 @@ def pooled_gradient(grad: torch.Tensor, pool: int) -> torch.Tensor:
     if pool == 1:
         return grad
     f, t = grad.shape[-2:]
-    if pool < 1 or f % pool or t % pool:
-        raise ValueError(f"update_pool must be >= 1 and divide the noise's {f} bins and {t} frames, got {pool}")
+    check_update_pool(pool, f, t)
     coarse = torch.nn.functional.avg_pool2d(grad.flatten(0, -3).unsqueeze(1), pool).reshape(
         *grad.shape[:-2], f // pool, t // pool)
     return coarse.repeat_interleave(pool, -2).repeat_interleave(pool, -1)

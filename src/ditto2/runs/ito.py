@@ -29,6 +29,7 @@ from ditto2.ito.optimize import (
     candidate_noises,
     check_betas,
     check_start_candidates,
+    check_update_pool,
     initial_noise,
     optimize_noise,
 )
@@ -482,9 +483,7 @@ def build_run(cfg: ITOConfig, gen=None, students: Optional[dict] = None) -> RunP
     """A config's models, surrogate, controls and targets (every target checked here, before any step): the runner,
     the interactive bench and the page build a run this one way."""
     gen = gen or load_generator(cfg.teacher)
-    if gen.mel.n_mels % cfg.update_pool or gen.mel.frames % cfg.update_pool:
-        raise ValueError(f"update_pool {cfg.update_pool} must divide the model's {gen.mel.n_mels} mel bins and "
-                         f"{gen.mel.frames} frames")
+    check_update_pool(cfg.update_pool, gen.mel.n_mels, gen.mel.frames)  # before any compute, not at the first step
     refs, clips = reference_clips(cfg, gen)
     surrogate, gen = build_surrogate(cfg, cfg.tags, clips, gen, students)
     composite, target_sets, refs = build_control_and_targets(cfg, run_context(cfg, gen), refs, clips)

@@ -4,8 +4,10 @@
 d = mean CLAP embedding of DITTO-2's 160 test outputs − DITTO's (the FAD gap is this mean shift:
 ditto_vs_ditto2-intensity.md). The FAD reference's real clips are projected on d and the projection set beside each
 clip's tags (genre, mood) and simple features of its normalized log-mel; where the two methods' outputs fall on d is
-printed on the same scale. Writes fad_direction.txt."""
+printed on the same scale, by the target clip's genre and by the loudness target's level (the curve's mean in dB: how
+loud the item is asked to be), with each method's control loss beside it. Writes fad_direction.txt."""
 import collections
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -16,6 +18,45 @@ from ditto2.bench.ito import Bench, finished_runs, load_bench_config
 from ditto2.data.heldout import clip_order, load_mels
 
 HERE = Path(__file__).parent
+
+
+def cell_items(name: str) -> tuple[list[dict], np.ndarray]:
+    """A committed cell's per-item grades (items.json) and loudness targets (dB per frame), in item order."""
+    from safetensors.numpy import load_file
+
+    runs = sorted((HERE / name).glob("run[0-9][0-9]"))
+    items = [m for r in runs for m in json.loads((r / "items.json").read_text())]
+    return items, np.concatenate([load_file(r / "targets.safetensors")["intensity"] for r in runs])
+
+
+def by_target_level(clips: list[dict], ditto: np.ndarray, fast: np.ndarray) -> list[str]:
+    """Lines: the two methods' projections on d and control losses by the quartile of the target's mean level, then
+    per genre for the quieter and the louder half of its items' targets."""
+    a, target = cell_items("ditto/runs/controls-intensity-ditto")
+    b, target_b = cell_items("ditto2/runs/controls-intensity-ditto2-ctm")
+    if not np.allclose(target, target_b, atol=1e-3):
+        raise SystemExit("the two cells' loudness targets differ: not the same items")
+    level = target.mean(1)
+    loss_a = np.array([m["intensity_mse_db2"] for m in a])
+    loss_b = np.array([m["intensity_mse_db2"] for m in b])
+    lines = ["", f"by the target's mean level (quartiles over the items; r(level, DITTO-2 − DITTO projection) = "
+             f"{np.corrcoef(level, fast - ditto)[0, 1]:+.2f}):"]
+    edges = np.quantile(level, [0, 0.25, 0.5, 0.75, 1])
+    quartile = np.searchsorted(edges[1:-1], level, side="right")  # each item in exactly one
+    for i in range(4):
+        m = quartile == i
+        lines.append(f"  {edges[i]:6.1f} … {edges[i + 1]:6.1f} dB (n {m.sum()}): projection DITTO {ditto[m].mean():+.2f}, "
+                     f"DITTO-2 {fast[m].mean():+.2f}; loss dB² median DITTO {np.median(loss_a[m]):.3f}, "
+                     f"DITTO-2 {np.median(loss_b[m]):.3f}")
+    genre = np.array([c["tags"].get("genre") for c in clips])
+    lines.append("per genre, quieter / louder half of its targets (n, projection DITTO → DITTO-2):")
+    for g in ("orchestral", "cinematic", "ambient", "electronic"):
+        m = genre == g
+        louder = level >= np.median(level[m])
+        parts = [f"{half} ({(m & h).sum()}, {ditto[m & h].mean():+.2f} → {fast[m & h].mean():+.2f})"
+                 for half, h in (("quieter", ~louder), ("louder", louder))]
+        lines.append(f"  {g}: " + ", ".join(parts))
+    return lines
 
 
 def main() -> None:
@@ -49,6 +90,7 @@ def main() -> None:
     lines.append("outputs by their target clip's genre (n, DITTO, DITTO-2 mean projection): " + ", ".join(
         f"{k} ({len(a)}, {np.mean(a):+.2f}, {np.mean(b):+.2f})"
         for k, (a, b) in sorted(by_genre.items(), key=lambda kv: -len(kv[1][0]))))
+    lines += by_target_level(items, (ditto - mu) @ unit, (fast - mu) @ unit)
     mel = load_mels(shards, rows)[:, 0].numpy()  # (N, F, T) normalized log-mel
     f = mel.shape[1]
     features = {

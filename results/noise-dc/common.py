@@ -35,3 +35,15 @@ def tilt(mel):
     """Mean normalized log-mel of the top quarter of bands minus the bottom eighth, per item."""
     f = mel.shape[2]
     return mel[:, 0, -f // 4:].mean((1, 2)) - mel[:, 0, :f // 8].mean((1, 2))
+
+
+def optimize(run, cfg, z0):
+    """The DITTO-2 default's K = 70 Adam steps from z0 through the 1-step student (whatever optimize_noise and the
+    engine's hooks are at the time of the call) -> (optimized z, its output mel, per-item loss, move z − z0)."""
+    from ditto2.ito import optimize as engine
+
+    z = engine.optimize_noise(run.surrogate, run.composite, z0, [1] * 70, cfg.lr).z.detach()
+    mel = output(run, z, 1)
+    with torch.no_grad():
+        loss = run.composite(mel)
+    return z, mel, loss, z - z0

@@ -2,7 +2,7 @@
 does taking the DC out of the path make it move like DITTO's? Run from the repository root (~6 min on 2 cores)."""
 import time
 import ditto2.ito.optimize as O
-from common import output, runs, tilt
+from common import optimize, output, runs, tilt
 B = 16
 cs, _, ps, _ = runs(B)
 z0 = O.initial_noise((B, 1, ps.gen.mel.n_mels, ps.gen.mel.frames), cs.seed)
@@ -22,9 +22,6 @@ def dc_scaled(alpha):
 for alpha in (1.0, 0.0, 0.1):
     O.pooled_gradient = dc_scaled(alpha)
     t = time.time()
-    z = O.optimize_noise(ps.surrogate, ps.composite, z0, [1] * 70, cs.lr).z.detach()
-    mel = output(ps, z, 1)
-    loss = ps.composite(mel)
-    d = z - z0
+    z, mel, loss, d = optimize(ps, cs, z0)
     print(f"alpha {alpha}: loss mean {loss.mean():.3f} median {loss.median():.3f}, move RMS {d.pow(2).mean().sqrt():.3f}, "
           f"DC RMS {d.mean((1,2,3)).pow(2).mean().sqrt():.4f}, |tilt change| mean {(tilt(mel)-tilt(mel0)).abs().mean():.3f} ({time.time()-t:.0f}s)", flush=True)

@@ -8,7 +8,7 @@ import time
 import torch
 
 import ditto2.ito.optimize as O
-from common import intensity, output, runs, tilt
+from common import intensity, optimize, output, runs, tilt
 from ditto2.ito.optimizers import noise_optimizer
 
 B = 16
@@ -39,10 +39,7 @@ def projected(dims):
 for name, dims in PARTS.items():
     O.noise_optimizer = projected(dims)
     t = time.time()
-    z = O.optimize_noise(ps.surrogate, ps.composite, z0, [1] * 70, cs.lr).z.detach()
-    mel = output(ps, z, 1)
-    loss = ps.composite(mel)
-    d = z - z0
+    z, mel, loss, d = optimize(ps, cs, z0)
     dl = (level(mel) - level(mel0)).mean(-1).flatten()
     dt = tilt(mel) - tilt(mel0)
     print(f"{name:11s}: loss mean {loss.mean():.3f} median {loss.median():.3f}, move RMS {d.pow(2).mean().sqrt():.3f}, "

@@ -7,7 +7,6 @@ clip's tags (genre, mood) and simple features of its normalized log-mel; where t
 printed on the same scale, by the target clip's genre and by the loudness target's level (the curve's mean in dB: how
 loud the item is asked to be), with each method's control loss beside it. Writes fad_direction.txt."""
 import collections
-import json
 import math
 import tempfile
 from pathlib import Path
@@ -20,25 +19,26 @@ from ditto2.data.heldout import clip_order, load_mels
 HERE = Path(__file__).parent
 
 
-def cell_items(name: str) -> tuple[list[dict], np.ndarray]:
-    """A committed cell's per-item grades (items.json) and loudness targets (dB per frame), in item order."""
+DITTO_CELL, FAST_CELL = "ditto/runs/controls-intensity-ditto", "ditto2/runs/controls-intensity-ditto2-ctm"
+
+
+def target_levels(name: str) -> np.ndarray:
+    """A committed cell's loudness targets' mean level (dB) per item, in item order (its runs' targets.safetensors)."""
     from safetensors.numpy import load_file
 
     runs = sorted((HERE / name).glob("run[0-9][0-9]"))
-    items = [m for r in runs for m in json.loads((r / "items.json").read_text())]
-    return items, np.concatenate([load_file(r / "targets.safetensors")["intensity"] for r in runs])
+    return np.concatenate([load_file(r / "targets.safetensors")["intensity"] for r in runs]).mean(1)
 
 
-def by_target_level(clips: list[dict], ditto: np.ndarray, fast: np.ndarray) -> list[str]:
-    """Lines: the two methods' projections on d and control losses by the quartile of the target's mean level, then
-    per genre for the quieter and the louder half of its items' targets."""
-    a, target = cell_items("ditto/runs/controls-intensity-ditto")
-    b, target_b = cell_items("ditto2/runs/controls-intensity-ditto2-ctm")
-    if not np.allclose(target, target_b, atol=1e-3):
+def by_target_level(clips: list[dict], ditto: np.ndarray, fast: np.ndarray, items_a: list[dict],
+                    items_b: list[dict]) -> list[str]:
+    """Lines: the two methods' projections on d and control losses (their items' grades) by the quartile of the
+    target's mean level, then per genre for the quieter and the louder half of its items' targets."""
+    level = target_levels(DITTO_CELL)
+    if not np.allclose(level, target_levels(FAST_CELL), atol=1e-3):
         raise SystemExit("the two cells' loudness targets differ: not the same items")
-    level = target.mean(1)
-    loss_a = np.array([m["intensity_mse_db2"] for m in a])
-    loss_b = np.array([m["intensity_mse_db2"] for m in b])
+    loss_a = np.array([m["intensity_mse_db2"] for m in items_a])
+    loss_b = np.array([m["intensity_mse_db2"] for m in items_b])
     lines = ["", f"by the target's mean level (quartiles over the items; r(level, DITTO-2 − DITTO projection) = "
              f"{np.corrcoef(level, fast - ditto)[0, 1]:+.2f}):"]
     edges = np.quantile(level, [0, 0.25, 0.5, 0.75, 1])
@@ -60,8 +60,9 @@ def by_target_level(clips: list[dict], ditto: np.ndarray, fast: np.ndarray) -> l
 
 
 def main() -> None:
-    ditto = np.asarray(finished_runs(HERE / "ditto" / "runs" / "controls-intensity-ditto")[1])
-    fast = np.asarray(finished_runs(HERE / "ditto2" / "runs" / "controls-intensity-ditto2-ctm")[1])
+    summaries_a, ditto = finished_runs(HERE / DITTO_CELL)
+    summaries_b, fast = finished_runs(HERE / FAST_CELL)
+    ditto, fast = np.asarray(ditto), np.asarray(fast)
     cfg = load_bench_config("experiments/bench/win-tiny-ditto-160.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(cfg, Path(tmp))  # its FAD reference: embeddings and the clips' index rows
@@ -90,7 +91,8 @@ def main() -> None:
     lines.append("outputs by their target clip's genre (n, DITTO, DITTO-2 mean projection): " + ", ".join(
         f"{k} ({len(a)}, {np.mean(a):+.2f}, {np.mean(b):+.2f})"
         for k, (a, b) in sorted(by_genre.items(), key=lambda kv: -len(kv[1][0]))))
-    lines += by_target_level(items, (ditto - mu) @ unit, (fast - mu) @ unit)
+    lines += by_target_level(items, (ditto - mu) @ unit, (fast - mu) @ unit,
+                             [m for r in summaries_a for m in r["items"]], [m for r in summaries_b for m in r["items"]])
     mel = load_mels(shards, rows)[:, 0].numpy()  # (N, F, T) normalized log-mel
     f = mel.shape[1]
     features = {

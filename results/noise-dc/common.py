@@ -6,6 +6,7 @@ import sys
 import torch
 
 from ditto2.controls.intensity import IntensityControl
+from ditto2.ito import optimize as engine  # looked up at each call: a script's swapped-in hooks take effect
 from ditto2.runs.ito import build_run, load_config
 
 MOVE = sys.argv[1] if len(sys.argv) > 1 else "/tmp/ditto2-move16.pt"
@@ -40,8 +41,6 @@ def tilt(mel):
 def optimize(run, cfg, z0):
     """The DITTO-2 default's K = 70 Adam steps from z0 through the 1-step student (whatever optimize_noise and the
     engine's hooks are at the time of the call) -> (optimized z, its output mel, per-item loss, move z − z0)."""
-    from ditto2.ito import optimize as engine
-
     z = engine.optimize_noise(run.surrogate, run.composite, z0, [1] * 70, cfg.lr).z.detach()
     mel = output(run, z, 1)
     with torch.no_grad():

@@ -8,9 +8,10 @@ Reads each cell's finished run folders (runNN/{summary.json, embeddings.safetens
 still partial (≈1 h per run of 32 items on 2 cores, spread over sessions) both cells are cut to the items DITTO has
 finished, so the pairing stays item by item (FAD over fewer items sits higher for both: compare the paired
 difference, not these FADs with the 160-item ones). It checks that item i asked both methods for the same target, and
-writes ditto_vs_ditto2-<control>.md: the control metric's mean and median,
-how many items each method wins, the paired mean difference (bootstrap over items), both FADs against the bench's
-disjoint reference, the paired FAD difference (the same items drawn for both), and the time per item."""
+writes ditto_vs_ditto2-<control>.md (and its numbers as .json, which win_table.py reads): the control metric's mean
+and median, how many items each method wins, the paired mean difference (bootstrap over items), both FADs against the
+bench's disjoint reference, the paired FAD difference (the same items drawn for both), and the time per item."""
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -59,10 +60,13 @@ def main(control: str) -> None:
         reference, floor = bench.reference["clap"], bench.floor.get("clap")
     terms_a, terms_b = fad_terms(reference, fast["emb"]), fad_terms(reference, ditto["emb"])
     mean_a, mean_b = mean_term(reference, fast["emb"]), mean_term(reference, ditto["emb"])  # defined at any n
+    fad = None
     if terms_a and terms_b:
         fad_a, fad_b = sum(terms_a), sum(terms_b)
         ci_a, ci_b = fad_ci(reference, fast["emb"], n_boot=1000), fad_ci(reference, ditto["emb"], n_boot=1000)
         d_lo, d_hi = fad_difference_ci(reference, fast["emb"], ditto["emb"], n_boot=1000)
+        fad = {"ditto": fad_b, "ditto_ci": list(ci_b), "ditto2": fad_a, "ditto2_ci": list(ci_a),
+               "difference_ci": [d_lo, d_hi]}
         fad_rows = [f"| FAD (↓) | {fad_b:.3f} [{ci_b[0]:.3f}, {ci_b[1]:.3f}] | {fad_a:.3f} [{ci_a[0]:.3f}, {ci_a[1]:.3f}] "
                     f"| {fad_a - fad_b:+.3f} [{d_lo:+.3f}, {d_hi:+.3f}] |"]
         cov_rows = [f"| FAD's covariance term (the rest) | {terms_b[1]:.3f} | {terms_a[1]:.3f} "
@@ -98,6 +102,11 @@ def main(control: str) -> None:
         "their spread is the machine's from day to day, not the method's.", ""]
     out = HERE / f"ditto_vs_ditto2-{control}.md"
     out.write_text("\n".join(lines))
+    numbers = {"control": control, "metric": key, "unit": unit, "better": better, "n": int(len(a)), "of": 160,
+               "ditto": float(b.mean()), "ditto2": float(a.mean()), "difference_ci": [float(m_lo), float(m_hi)],
+               "ditto2_wins": wins, "fad": fad, "mean_term": {"ditto": mean_b, "ditto2": mean_a},
+               "s_per_item": {"ditto": ditto["s_per_item"], "ditto2": fast["s_per_item"]}}
+    out.with_suffix(".json").write_text(json.dumps(numbers, indent=1) + "\n")
     print("\n".join(lines))
 
 

@@ -5,9 +5,8 @@ cell (K = 95, results/bench-k: its runs must be on this machine). From the repos
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file
 
-from ditto2.bench.ito import finished_runs
+from ditto2.bench.ito import finished_runs, finished_targets
 
 TEST = Path("results/bench-win-cpu-160")
 CELL = "sweep-intensity-ditto2-ctm_M1_T1_γ0.0_ctm-decode_lr0.02"
@@ -26,8 +25,7 @@ def main() -> None:
     levels = edges = None
     for name, folder in CELLS.items():
         emb = np.asarray(finished_runs(folder)[1]) @ unit
-        runs = sorted(folder.glob("run[0-9][0-9]"))
-        level = np.concatenate([load_file(r / "targets.safetensors")["intensity"] for r in runs]).mean(1)
+        level = finished_targets(folder, "intensity").numpy().mean(1)
         if levels is None:
             levels, edges = level, np.quantile(level, [0.25, 0.5, 0.75])
         if not np.allclose(level, levels, atol=1e-3):

@@ -47,8 +47,8 @@ def main(control: str) -> None:
     key, unit, better = METRICS[control]
     ditto = cell(HERE / "ditto" / "runs" / f"controls-{control}-ditto")
     fast = cell(HERE / "ditto2" / "runs" / f"controls-{control}-ditto2-ctm")
-    n = min(len(ditto["items"]), len(fast["items"]))
-    partial = n < max(len(ditto["items"]), len(fast["items"]))
+    n, of = min(len(ditto["items"]), len(fast["items"])), max(len(ditto["items"]), len(fast["items"]))
+    partial = n < of
     ditto, fast = first(ditto, n), first(fast, n)
     if ditto["targets"] != fast["targets"]:
         sys.exit("the two cells did not ask for the same targets item by item: they cannot be paired")
@@ -80,7 +80,7 @@ def main(control: str) -> None:
     fmt = lambda x: f"{x:.3g}"  # noqa: E731
     lines = [
         f"# {control}: DITTO vs DITTO-2 CTM on the same {len(a)} test items, 2 CPU cores", "",
-        *([f"**Partial:** the first {n} of the 160 items, the ones DITTO's finished runs cover. FAD and its mean term "
+        *([f"**Partial:** the first {n} of the {of} items, the ones DITTO's finished runs cover. FAD and its mean term "
            f"over {n} items sit higher than over 160 for both methods (the mean term by about each set's spread / n): "
            "compare the two methods here, not these values with other tables'.", ""] if partial else []),
         f"`python results/bench-win-cpu-160/ditto_vs_ditto2.py {control}`. Items, targets and K = 70 as in "
@@ -102,7 +102,7 @@ def main(control: str) -> None:
         "their spread is the machine's from day to day, not the method's.", ""]
     out = HERE / f"ditto_vs_ditto2-{control}.md"
     out.write_text("\n".join(lines))
-    numbers = {"control": control, "metric": key, "unit": unit, "better": better, "n": int(len(a)), "of": 160,
+    numbers = {"control": control, "metric": key, "unit": unit, "better": better, "n": n, "of": of,
                "ditto": float(b.mean()), "ditto2": float(a.mean()), "difference_ci": [float(m_lo), float(m_hi)],
                "ditto2_wins": wins, "fad": fad, "mean_term": {"ditto": mean_b, "ditto2": mean_a},
                "s_per_item": {"ditto": ditto["s_per_item"], "ditto2": fast["s_per_item"]}}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ditto2.bench.ito import Bench, finished_runs, load_bench_config
+from ditto2.bench.ito import Bench, finished_runs, finished_targets, load_bench_config
 from ditto2.data.heldout import clip_order, load_mels
 
 HERE = Path(__file__).parent
@@ -23,11 +23,8 @@ DITTO_CELL, FAST_CELL = "ditto/runs/controls-intensity-ditto", "ditto2/runs/cont
 
 
 def target_levels(name: str) -> np.ndarray:
-    """A committed cell's loudness targets' mean level (dB) per item, in item order (its runs' targets.safetensors)."""
-    from safetensors.numpy import load_file
-
-    runs = sorted((HERE / name).glob("run[0-9][0-9]"))
-    return np.concatenate([load_file(r / "targets.safetensors")["intensity"] for r in runs]).mean(1)
+    """A committed cell's loudness targets' mean level (dB) per item, in item order."""
+    return finished_targets(HERE / name, "intensity").numpy().mean(1)
 
 
 def by_target_level(clips: list[dict], ditto: np.ndarray, fast: np.ndarray, items_a: list[dict],

@@ -186,3 +186,29 @@ def test_fad_reference_and_floor_come_from_the_items_split(monkeypatch, tmp_path
                          ("reference", split, 10, 28)]
         assert bench.meta["fad_reference_split"] == split and bench.meta["fad_reference_clips"] == 28
         assert bench.meta["fad_floor"] is not None
+
+
+def test_finished_runs_and_targets_read_only_a_cells_first_finished_runs(tmp_path):
+    """Committed cells are read item by item: summaries, embeddings and targets of the finished runs, pooled in order;
+    an unfinished run after them is left out, a gap before a finished one is an error."""
+    import json
+
+    import pytest
+    import torch
+    from safetensors.torch import save_file
+
+    from ditto2.bench.ito import finished_runs, finished_targets
+
+    for i, finished in enumerate((True, True, False)):
+        run = tmp_path / f"run{i:02d}"
+        run.mkdir()
+        save_file({"intensity": torch.full((2, 5), float(i))}, run / "targets.safetensors")
+        save_file({"audio": torch.full((2, 3), float(i))}, run / "embeddings.safetensors")
+        if finished:
+            (run / "summary.json").write_text(json.dumps({"items": [{"k": i}, {"k": i}]}))
+    summaries, emb = finished_runs(tmp_path)
+    assert [s["items"][0]["k"] for s in summaries] == [0, 1] and emb[:, 0].tolist() == [0, 0, 1, 1]
+    assert finished_targets(tmp_path, "intensity")[:, 0].tolist() == [0, 0, 1, 1]
+    (tmp_path / "run00" / "summary.json").unlink()
+    with pytest.raises(SystemExit, match="needs its first runs finished"):
+        finished_targets(tmp_path, "intensity")

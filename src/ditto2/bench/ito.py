@@ -220,19 +220,33 @@ def finished_run(cfg) -> Optional[dict]:
     return json.loads((out / "summary.json").read_text())
 
 
-def finished_runs(folder) -> tuple[list[dict], Any]:
-    """A cell folder's finished runs (runNN/summary.json), which must be its first ones, in order -> their summaries
-    and pooled CLAP embeddings: what item-by-item comparisons of committed cells read. Exits with a one-line message
-    when none has finished or a gap precedes a finished one."""
-    import torch
-    from safetensors.torch import load_file
-
+def _finished_run_dirs(folder) -> list[Path]:
+    """A cell folder's finished runs (runNN with summary.json), which must be its first ones, in order; exits with a
+    one-line message when none has finished or a gap precedes a finished one."""
     folder = Path(folder)
     done = sorted(r for r in folder.glob("run[0-9][0-9]") if (r / "summary.json").is_file())
     if not done or [r.name for r in done] != [f"run{i:02d}" for i in range(len(done))]:
         sys.exit(f"{folder}: needs its first runs finished (runNN/summary.json), has {[r.name for r in done]}")
+    return done
+
+
+def finished_runs(folder) -> tuple[list[dict], Any]:
+    """A cell folder's finished runs -> their summaries and pooled CLAP embeddings, in item order: what item-by-item
+    comparisons of committed cells read."""
+    import torch
+    from safetensors.torch import load_file
+
+    done = _finished_run_dirs(folder)
     return ([json.loads((r / "summary.json").read_text()) for r in done],
             torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in done]))
+
+
+def finished_targets(folder, control: str):
+    """The same finished runs' target tensors for one control (runNN/targets.safetensors), pooled in item order."""
+    import torch
+    from safetensors.torch import load_file
+
+    return torch.cat([load_file(r / "targets.safetensors")[control] for r in _finished_run_dirs(folder)])
 
 
 def _by_metric(items: list[dict]) -> dict:

@@ -5,7 +5,7 @@
     ditto2 bench --config experiments/bench/win-tiny-ctm-160.yaml --only intensity --out results/bench-win-cpu-160/ditto2
 
 Reads each cell's finished run folders (runNN/{summary.json, embeddings.safetensors}); while DITTO's cell is
-still partial (≈1 h per run of 32 items on 2 cores, spread over sessions) both cells are cut to the items DITTO has
+still partial (41–46 min per run of 32 items alone on 2 cores, spread over sessions) both cells are cut to the items DITTO has
 finished, so the pairing stays item by item (FAD over fewer items sits higher for both: compare the paired
 difference, not these FADs with the 160-item ones). It checks that item i asked both methods for the same target, and
 writes ditto_vs_ditto2-<control>.md (and its numbers as .json, which win_table.py reads): the control metric's mean
@@ -32,10 +32,9 @@ def cell(folder: Path) -> dict:
     """A cell's finished runs: items, targets, pooled embeddings and seconds per item, in item order."""
     summaries, emb = finished_runs(folder)
     items = [it for s in summaries for it in s["items"]]
-    seconds = sum(s["optimize_s"] + s["decode_s"] + s["vocode_s"] for s in summaries)
-    per_run = [(s["optimize_s"] + s["decode_s"] + s["vocode_s"]) / s["batch"] for s in summaries]
-    return {"items": items, "targets": [t for s in summaries for t in s["targets"]], "per_run": per_run,
-            "emb": emb, "s_per_item": seconds / len(items)}
+    run_s = [s["optimize_s"] + s["decode_s"] + s["vocode_s"] for s in summaries]
+    return {"items": items, "targets": [t for s in summaries for t in s["targets"]], "emb": emb,
+            "per_run": [t / s["batch"] for t, s in zip(run_s, summaries)], "s_per_item": sum(run_s) / len(items)}
 
 
 def first(c: dict, n: int) -> dict:
@@ -81,7 +80,7 @@ def main(control: str) -> None:
     lines = [
         f"# {control}: DITTO vs DITTO-2 CTM on the same {len(a)} test items, 2 CPU cores", "",
         *([f"**Partial:** the first {n} of the {of} items, the ones DITTO's finished runs cover. FAD and its mean term "
-           f"over {n} items sit higher than over 160 for both methods (the mean term by about each set's spread / n): "
+           f"over {n} items sit higher than over {of} for both methods (the mean term by about each set's spread / n): "
            "compare the two methods here, not these values with other tables'.", ""] if partial else []),
         f"`python results/bench-win-cpu-160/ditto_vs_ditto2.py {control}`. Items, targets and K = 70 as in "
         f"`experiments/bench/win-tiny-*-160.yaml`; FAD against the {reference.shape[0]} held-out clips no run drew "

@@ -3,24 +3,20 @@
 Run from the repository root: `python results/bench-envelope/fad_terms.py` (re-embeds the 250 reference clips, ~2 min
 on 2 cores; needs the cells' runs/ folders, which are not committed). Prints, per cell: FAD, its mean term
 ‖μ − μ_ref‖², the rest (the covariance term) and the embeddings' total variance (their spread) beside the reference's."""
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
-from ditto2.bench.ito import Bench, load_bench_config
+from ditto2.bench.ito import Bench, finished_runs, load_bench_config
 from ditto2.metrics.fad import fad_terms
 
 HERE = Path(__file__).parent
 
 
 def embeddings(cell: Path) -> torch.Tensor:
-    runs = sorted(cell.glob("run[0-9][0-9]"))
-    if not runs or not all((r / "embeddings.safetensors").is_file() for r in runs):
-        sys.exit(f"{cell}: not every run has its embeddings.safetensors")
-    return torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in runs])
+    """A cell's pooled CLAP embeddings over its first finished runs (the bench's own rule for committed cells)."""
+    return finished_runs(cell)[1]
 
 
 def main() -> None:

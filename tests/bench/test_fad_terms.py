@@ -18,7 +18,8 @@ def _cell(folder, emb, scores):
 
 def test_fad_terms_of_bench_cells_split_a_shift_and_pair_with_the_first(tmp_path):
     """A cell shifted by 0.5 in every one of D dimensions has mean term D·0.25 more than the unshifted one; cells are read
-    run by run in order; the paired interval against itself is exactly 0; an unfinished cell is refused."""
+    run by run in order; the paired interval against itself is exactly 0; an unfinished last run is left out, a cell whose
+    first run is unfinished is refused."""
     g = torch.Generator().manual_seed(0)
     ref, emb = torch.randn(300, 8, generator=g), torch.randn(200, 8, generator=g)
     _cell(tmp_path / "a", emb, [0.5] * 200)
@@ -31,6 +32,10 @@ def test_fad_terms_of_bench_cells_split_a_shift_and_pair_with_the_first(tmp_path
                                                             abs=2e-3)
     assert "CLAP score 0.500" in lines[1] and "CLAP score 0.250" in lines[2]
     assert "[+0.000, +0.000]" in lines[3] and "paired" not in lines[1]
+    assert lines[1].startswith("plain (200 items): FAD")
     (tmp_path / "a" / "run01" / "summary.json").unlink()
-    with pytest.raises(SystemExit, match="not a finished bench cell"):
+    emb_a, items_a = read_cell(tmp_path / "a")
+    assert torch.equal(emb_a, emb[:100]) and len(items_a) == 100
+    (tmp_path / "a" / "run00" / "summary.json").unlink()
+    with pytest.raises(SystemExit, match="needs its first runs finished"):
         read_cell(tmp_path / "a")

@@ -3,7 +3,8 @@
     python -m ditto2.bench.fad_terms --config experiments/bench/starts-tiny.yaml \\
         "n = 1=results/bench-envelope/runs/<cell>" results/bench-starts/runs/*
 
-Each cell is a bench cell folder (runNN/{summary.json, embeddings.safetensors}), optionally labelled ``LABEL=DIR``.
+Each cell is a bench cell folder (runNN/{summary.json, embeddings.safetensors}; its first finished runs are read),
+optionally labelled ``LABEL=DIR``.
 Per cell: FAD against the config's reference (re-embedded as the bench does, ~2 min on 2 cores for 250 clips), its mean
 term ‖μ − μ_ref‖², the rest (the covariance term), the embeddings' total variance (their spread; the reference's is
 printed first), the mean in-domain CLAP score where the items carry one, and FAD minus the first cell's with its 95 %
@@ -11,24 +12,22 @@ paired bootstrap interval (the same items drawn for both) where the two cells ho
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from ditto2.metrics.bootstrap import fad_difference_ci
 from ditto2.metrics.fad import fad_terms
 
 
 def read_cell(folder: Path) -> tuple[torch.Tensor, list]:
-    """A cell's pooled CLAP embeddings and its items, in run order; every run must have finished."""
-    runs = sorted(folder.glob("run[0-9][0-9]"))
-    if not runs or not all((r / "summary.json").is_file() and (r / "embeddings.safetensors").is_file() for r in runs):
-        raise SystemExit(f"{folder}: not a finished bench cell (every runNN needs summary.json and embeddings.safetensors)")
-    items = [it for r in runs for it in json.loads((r / "summary.json").read_text())["items"]]
-    return torch.cat([load_file(r / "embeddings.safetensors")["audio"] for r in runs]), items
+    """A cell's pooled CLAP embeddings and its items over its first finished runs, in run order (the rule every
+    item-by-item comparison of committed cells uses: an unfinished last run is left out, a gap is an error)."""
+    from ditto2.bench.ito import finished_runs
+
+    summaries, emb = finished_runs(folder)
+    return emb, [it for s in summaries for it in s["items"]]
 
 
 def terms_table(reference: torch.Tensor, cells: dict, n_boot: int = 1000) -> list[str]:
@@ -38,8 +37,9 @@ def terms_table(reference: torch.Tensor, cells: dict, n_boot: int = 1000) -> lis
     for label, (emb, items) in cells.items():
         mean, cov = fad_terms(reference, emb)
         clap = [it["clap_score"] for it in items if "clap_score" in it]
-        line = (f"{label}: FAD {mean + cov:.3f} = mean term {mean:.3f} + covariance term {cov:.3f}; total variance "
-                f"{float(emb.var(0).sum()):.3f}" + (f"; CLAP score {sum(clap) / len(clap):.3f}" if clap else ""))
+        line = (f"{label} ({emb.shape[0]} items): FAD {mean + cov:.3f} = mean term {mean:.3f} + covariance term "
+                f"{cov:.3f}; total variance {float(emb.var(0).sum()):.3f}"
+                + (f"; CLAP score {sum(clap) / len(clap):.3f}" if clap else ""))
         if emb is not first and emb.shape == first.shape:
             lo, hi = fad_difference_ci(reference, emb, first, n_boot=n_boot)
             line += f"; minus the first [95 % paired]: [{lo:+.3f}, {hi:+.3f}]"

@@ -5,7 +5,7 @@
     ditto2 bench --config experiments/bench/win-tiny-ctm-160.yaml --only intensity --out results/bench-win-cpu-160/ditto2
 
 Reads each cell's finished run folders (runNN/{summary.json, embeddings.safetensors}); while DITTO's cell is
-still partial (41–46 min per run of 32 items alone on 2 cores, spread over sessions) both cells are cut to the items DITTO has
+still partial (41–49 min per run of 32 items alone on 2 cores, spread over sessions) both cells are cut to the items DITTO has
 finished, so the pairing stays item by item (FAD over fewer items sits higher for both: compare the paired
 difference, not these FADs with the 160-item ones). It checks that item i asked both methods for the same target, and
 writes ditto_vs_ditto2-<control>.md (and its numbers as .json, which win_table.py reads): the control metric's mean

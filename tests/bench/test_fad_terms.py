@@ -33,6 +33,9 @@ def test_fad_terms_of_bench_cells_split_a_shift_and_pair_with_the_first(tmp_path
     assert "CLAP score 0.500" in lines[1] and "CLAP score 0.250" in lines[2]
     assert "[+0.000, +0.000]" in lines[3] and "paired" not in lines[1]
     assert lines[1].startswith("plain (200 items): FAD")
+    # a cell no larger than the embedding's dimension (a partial one) still gets its mean term, and no FAD
+    few = terms_table(ref, {"few": (emb[:8], [])})[1]
+    assert few.startswith("few (8 items): FAD needs more than 8 items, mean term ") and "paired" not in few
     (tmp_path / "a" / "run01" / "summary.json").unlink()
     emb_a, items_a = read_cell(tmp_path / "a")
     assert torch.equal(emb_a, emb[:100]) and len(items_a) == 100

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ditto2.metrics.bootstrap import fad_difference_ci
-from ditto2.metrics.fad import fad_terms
+from ditto2.metrics.fad import fad_terms, mean_term
 
 
 def read_cell(folder: Path) -> tuple[torch.Tensor, list]:
@@ -35,12 +35,13 @@ def terms_table(reference: torch.Tensor, cells: dict, n_boot: int = 1000) -> lis
     lines = [f"reference: {reference.shape[0]} clips, total variance {float(reference.var(0).sum()):.3f}"]
     first = next(iter(cells.values()))[0] if cells else None
     for label, (emb, items) in cells.items():
-        mean, cov = fad_terms(reference, emb)
+        terms = fad_terms(reference, emb)
         clap = [it["clap_score"] for it in items if "clap_score" in it]
-        line = (f"{label} ({emb.shape[0]} items): FAD {mean + cov:.3f} = mean term {mean:.3f} + covariance term "
-                f"{cov:.3f}; total variance {float(emb.var(0).sum()):.3f}"
+        fad = (f"FAD {sum(terms):.3f} = mean term {terms[0]:.3f} + covariance term {terms[1]:.3f}" if terms else
+               f"FAD needs more than {emb.shape[1]} items, mean term {mean_term(reference, emb):.3f}")
+        line = (f"{label} ({emb.shape[0]} items): {fad}; total variance {float(emb.var(0).sum()):.3f}"
                 + (f"; CLAP score {sum(clap) / len(clap):.3f}" if clap else ""))
-        if emb is not first and emb.shape == first.shape:
+        if terms and emb is not first and emb.shape == first.shape:
             lo, hi = fad_difference_ci(reference, emb, first, n_boot=n_boot)
             line += f"; minus the first [95 % paired]: [{lo:+.3f}, {hi:+.3f}]"
         lines.append(line)

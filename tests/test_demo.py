@@ -111,6 +111,9 @@ def test_demo_table_column_reads_the_committed_tables():
     assert values["melody"]["fad_ditto"] == 0.31747 and values["melody"]["fad_ditto2"] <= 0.31747 + 0.02
     # structure's DITTO cell finished here too (five runs of 32 items): DITTO-2 within DITTO's + 0.02 by the point estimate
     assert values["structure"]["fad_ditto"] == 0.21332 and values["structure"]["fad_ditto2"] <= 0.21332 + 0.02
+    # outpainting's (five runs of 32 items) misses it, as intensity's does, at every step the validation sweep tried
+    # (results/bench-steps/outpainting): a documented miss, not a pass
+    assert values["outpainting"]["fad_ditto"] == 0.19009 and round(values["outpainting"]["fad_ditto2"], 3) == 0.244
     for control, v in values.items():
         assert (v["fad_ditto"] is None) == (control not in ditto_here) == (v["fad_ditto2"] is None), control
 

@@ -200,23 +200,25 @@ def test_pick_against_baseline_needs_the_bar_and_trades_control_only_for_a_measu
     assert pick_against_baseline(down, -90.0, False, lower)["lr"] == 0.01
 
 
-def test_melody_step_is_the_one_chosen_against_dittos_bar():
-    """results/bench-steps/melody-small/winners.json (pick_step.py, validation items): the pick recomputed from its
-    committed cells, bar and paired FAD intervals is the step experiments/ito/melody.yaml gives DITTO-2 CTM, and the
+@pytest.mark.parametrize("control, folder, higher", [("melody", "melody-small", True),
+                                                      ("outpainting", "outpainting", False)])
+def test_step_is_the_one_chosen_against_dittos_bar(control, folder, higher):
+    """results/bench-steps/<folder>/winners.json (pick_step.py, validation items): the pick recomputed from its
+    committed cells, bar and paired FAD intervals is the step experiments/ito/<control>.yaml gives DITTO-2 CTM, and the
     bar is DITTO's own on validation items."""
     from ditto2.bench.defaults import pick_against_baseline
     from ditto2.runs.ito import control_defaults
 
-    w = json.loads((ROOT / "results" / "bench-steps" / "melody-small" / "winners.json").read_text())
+    w = json.loads((ROOT / "results" / "bench-steps" / folder / "winners.json").read_text())
     pairs = w["fad_pairs"]
     lower = lambda a, b: pairs[f"{a['lr']:g}-{b['lr']:g}"][1] < 0  # noqa: E731  (a pair the walk did not record: KeyError)
-    win = pick_against_baseline(w["cells"], w["bar"]["value"], True, lower)
-    assert win is not None and w["winners"]["melody"]["ditto2-ctm"] == {"lr": win["lr"]}
+    win = pick_against_baseline(w["cells"], w["bar"]["value"], higher, lower)
+    assert win is not None and w["winners"][control]["ditto2-ctm"] == {"lr": win["lr"]}
     assert w["bar"]["method"] == "ditto" and w["bar"]["items"] >= 16
-    have = control_defaults(str(ROOT / "experiments" / "ito" / "melody.yaml"), "ditto2-ctm")
+    have = control_defaults(str(ROOT / "experiments" / "ito" / f"{control}.yaml"), "ditto2-ctm")
     assert have["lr"] == win["lr"]
     from omegaconf import OmegaConf
 
-    for name in ("steps-melody-small-tiny.yaml", "ditto-val-melody-tiny.yaml"):  # both measured validation items
+    for name in (f"steps-{folder}-tiny.yaml", f"ditto-val-{control}-tiny.yaml"):  # both measured validation items
         cfg = OmegaConf.load(ROOT / "experiments" / "bench" / name)
         assert "split=val" in cfg.overrides and cfg.seed >= 1000, name

@@ -21,16 +21,16 @@ import torch
 
 from ditto2.bench.defaults import pick_against_baseline
 from ditto2.bench.ito import Bench, finished_runs, load_bench_config
+from ditto2.controls import CONTROLS as REGISTRY
 from ditto2.metrics.bootstrap import bootstrap_ci, fad_difference_ci
 from ditto2.metrics.fad import fad_against
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
-# control: (the 160-item step sweep, DITTO beside the same steps on its first items, metric, its name, higher is better)
-CONTROLS = {"melody": ("steps-melody-small-tiny.yaml", "ditto-val-melody-tiny.yaml", "melody_accuracy_pct", "accuracy",
-                       True),
-            "outpainting": ("steps-outpainting-tiny.yaml", "ditto-val-outpainting-tiny.yaml",
-                            "outpainting_masked_mel_mse", "masked mel MSE", False)}
+# control: (the 160-item step sweep, DITTO beside the same steps on its first items, the metric's name in the tables);
+# the metric itself and its direction are the control's (ditto2.controls)
+CONTROLS = {"melody": ("steps-melody-small-tiny.yaml", "ditto-val-melody-tiny.yaml", "accuracy"),
+            "outpainting": ("steps-outpainting-tiny.yaml", "ditto-val-outpainting-tiny.yaml", "masked mel MSE")}
 
 
 def runs(folder: Path, key: str) -> tuple[list, list, torch.Tensor]:
@@ -48,7 +48,8 @@ def step_cell(runs_dir: Path, control: str, lr: float) -> Path:
 
 
 def main(control: str) -> None:
-    sweep_yaml, bar_yaml, key, name, higher = CONTROLS[control]
+    sweep_yaml, bar_yaml, name = CONTROLS[control]
+    key, higher = f"{control}_{REGISTRY[control].metric}", REGISTRY[control].higher_is_better
     cfg = load_bench_config(f"experiments/bench/{sweep_yaml}")
     out, bar_dir = ROOT / cfg.out, ROOT / load_bench_config(f"experiments/bench/{bar_yaml}").out / "runs"
     (entry,) = cfg.sweep

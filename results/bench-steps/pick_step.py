@@ -1,16 +1,19 @@
-"""A control's DITTO-2 step size by the issue's own target, on validation items only: control at least DITTO's, and
-then control is given up only for a measurably lower FAD (ditto2.bench.defaults.pick_against_baseline).
+"""A control's DITTO-2 step size (and CTM student, where its sweep compares students) by the issue's own target, on
+validation items only: control at least DITTO's, and then control is given up only for a measurably lower FAD
+(ditto2.bench.defaults.pick_against_baseline).
 
     ditto2 bench --config experiments/bench/steps-melody-small-tiny.yaml   # 160 val items per step, FAD
     ditto2 bench --config experiments/bench/ditto-val-melody-tiny.yaml     # DITTO and the same steps on its items
-    python results/bench-steps/pick_step.py melody                         # or: outpainting (its two configs below)
+    python results/bench-steps/pick_step.py melody                         # or outpainting, inpainting (configs below)
 
-The bar: DITTO's mean over the validation items its runs finished (the second config's folder), each step's DITTO-2
+The bar: DITTO's mean over the validation items its runs finished (the second config's folder), each cell's DITTO-2
 mean over exactly those items (the same targets, checked), the paired difference with a 10000-resample interval.
-FAD: each step's 160 generations against the sweep's 250 validation clips, paired differences (the same items drawn
-for both steps, 1000 resamples) for the pairs the walk asks about. Writes winners.{json,md} into the sweep's folder
-and, where results/bench-steps/winners.json chose the control's step before by control alone, marks it superseded
-there; the test suite recomputes each pick from winners.json and checks experiments/ito/<control>.yaml."""
+FAD: each cell's 160 generations against the sweep's 250 validation clips, paired differences (the same items drawn
+for both cells, 1000 resamples) for the pairs the walk asks about. A cell is a step, or "student step" where the sweep
+compares students (its `students:`); the winner names the student then, as experiments/ito/<control>.yaml's `ctm`.
+Writes winners.{json,md} into the sweep's folder and, where results/bench-steps/winners.json chose the control's step
+before by control alone, marks it superseded there; the test suite recomputes each pick from winners.json and checks
+experiments/ito/<control>.yaml."""
 import json
 import sys
 import tempfile
@@ -30,7 +33,8 @@ ROOT = HERE.parents[1]
 # control: (the 160-item step sweep, DITTO beside the same steps on its first items, the metric's name in the tables);
 # the metric itself and its direction are the control's (ditto2.controls)
 CONTROLS = {"melody": ("steps-melody-small-tiny.yaml", "ditto-val-melody-tiny.yaml", "accuracy"),
-            "outpainting": ("steps-outpainting-tiny.yaml", "ditto-val-outpainting-tiny.yaml", "masked mel MSE")}
+            "outpainting": ("steps-outpainting-tiny.yaml", "ditto-val-outpainting-tiny.yaml", "masked mel MSE"),
+            "inpainting": ("steps-inpainting-tiny.yaml", "ditto-val-inpainting-tiny.yaml", "masked mel MSE")}
 
 
 def runs(folder: Path, key: str) -> tuple[list, list, torch.Tensor]:
@@ -39,72 +43,97 @@ def runs(folder: Path, key: str) -> tuple[list, list, torch.Tensor]:
     return [it[key] for s in summaries for it in s["items"]], [t for s in summaries for t in s["targets"]], emb
 
 
-def step_cell(runs_dir: Path, control: str, lr: float) -> Path:
-    """The sweep cell of ``control`` at step ``lr`` under ``runs_dir`` (exactly one)."""
-    found = sorted(runs_dir.glob(f"sweep-{control}-ditto2-ctm_*_lr{lr:g}"))
+def key(cell: dict) -> str:
+    """A cell's name in the pair table and the markdown: its step, after its student where the sweep compares them."""
+    return f"{cell['student']} {cell['lr']:g}" if "student" in cell else f"{cell['lr']:g}"
+
+
+def step_cell(runs_dir: Path, control: str, lr: float, student: str | None) -> Path:
+    """The sweep cell of ``control`` at step ``lr`` (and student bundle ``student``, by name) under ``runs_dir``
+    (exactly one)."""
+    found = sorted(runs_dir.glob(f"sweep-{control}-ditto2-ctm_*{'_' + student if student else ''}_lr{lr:g}"))
     if len(found) != 1:
-        sys.exit(f"step {lr:g}: expected one sweep cell under {runs_dir}, found {len(found)}")
+        sys.exit(f"step {lr:g} {student or ''}: expected one sweep cell under {runs_dir}, found {len(found)}")
     return found[0]
+
+
+def chosen(win: dict, entry: dict) -> dict:
+    """The ITO settings a winning cell stands for: its step, and its student bundle's path where the sweep compared
+    students."""
+    if "student" not in win:
+        return {"lr": win["lr"]}
+    (path,) = [s for s in entry["students"] if Path(s).name == win["student"]]
+    return {"lr": win["lr"], "ctm": str(path)}
 
 
 def main(control: str) -> None:
     sweep_yaml, bar_yaml, name = CONTROLS[control]
-    key, higher = f"{control}_{REGISTRY[control].metric}", REGISTRY[control].higher_is_better
+    metric, higher = f"{control}_{REGISTRY[control].metric}", REGISTRY[control].higher_is_better
     cfg = load_bench_config(f"experiments/bench/{sweep_yaml}")
     out, bar_dir = ROOT / cfg.out, ROOT / load_bench_config(f"experiments/bench/{bar_yaml}").out / "runs"
     (entry,) = cfg.sweep
     lrs = sorted(entry["lrs"])
+    students = [Path(s).name for s in entry["students"]] if len(entry.get("students") or []) > 1 else [None]
     with tempfile.TemporaryDirectory() as tmp:
         reference = Bench(cfg, Path(tmp)).reference["clap"]
-    ditto, ditto_targets, _ = runs(bar_dir / f"controls-{control}-ditto", key)
+    ditto, ditto_targets, _ = runs(bar_dir / f"controls-{control}-ditto", metric)
     n_bar = len(ditto)
     digits = 3 if higher else 5  # accuracy in %, or an MSE of a few hundredths
     r = lambda x: round(float(x), digits)  # noqa: E731
     cells, emb = [], {}
-    for lr in lrs:
-        values, _, emb[lr] = runs(step_cell(out / "runs", control, lr), key)
-        on_bar, targets, _ = runs(step_cell(bar_dir, control, lr), key)
-        on_bar = on_bar[:n_bar]
-        if targets[:n_bar] != ditto_targets:
-            sys.exit(f"step {lr:g}: its cell beside DITTO's did not ask for DITTO's targets item by item")
-        d = np.asarray(on_bar) - np.asarray(ditto)
-        lo, hi = bootstrap_ci(d, n_boot=10000)
-        cells.append({"lr": lr, "n": len(values), "value": r(np.mean(values)), "value_bar": r(np.mean(on_bar)),
-                      "minus_ditto": r(d.mean()), "minus_ditto_ci95": [r(lo), r(hi)]})
+    for student in students:
+        for lr in lrs:
+            cell = {"student": student, "lr": lr} if student else {"lr": lr}
+            values, _, emb[key(cell)] = runs(step_cell(out / "runs", control, lr, student), metric)
+            on_bar, targets, _ = runs(step_cell(bar_dir, control, lr, student), metric)
+            on_bar = on_bar[:n_bar]
+            if targets[:n_bar] != ditto_targets:
+                sys.exit(f"{key(cell)}: its cell beside DITTO's did not ask for DITTO's targets item by item")
+            d = np.asarray(on_bar) - np.asarray(ditto)
+            lo, hi = bootstrap_ci(d, n_boot=10000)
+            cells.append({**cell, "n": len(values), "value": r(np.mean(values)), "value_bar": r(np.mean(on_bar)),
+                          "minus_ditto": r(d.mean()), "minus_ditto_ci95": [r(lo), r(hi)]})
     pairs = {}
 
     def fad_lower(a: dict, b: dict) -> bool:  # a's FAD measurably below b's (paired over the 160 items)
-        pair = f"{a['lr']:g}-{b['lr']:g}"
+        pair = f"{key(a)}-{key(b)}"
         if pair not in pairs:
-            lo, hi = fad_difference_ci(reference, emb[a["lr"]], emb[b["lr"]], n_boot=1000)
+            lo, hi = fad_difference_ci(reference, emb[key(a)], emb[key(b)], n_boot=1000)
             pairs[pair] = [round(lo, 4), round(hi, 4)]
         return pairs[pair][1] < 0
 
     for c in cells:
-        c["fad"] = round(fad_against(reference, emb[c["lr"]]), 4)
+        c["fad"] = round(fad_against(reference, emb[key(c)]), 4)
     bar = r(np.mean(ditto))
     win = pick_against_baseline(cells, bar, higher, fad_lower)
-    rule = (f"among the steps whose mean {name} on DITTO's validation items is at {'least' if higher else 'most'} "
+    what = "cells" if students != [None] else "steps"
+    rule = (f"among the {what} whose mean {name} on DITTO's validation items is at {'least' if higher else 'most'} "
             "DITTO's, start at the best-controlling one (over all 160 items) and move to a worse-controlling one only "
             "where its FAD is measurably lower (paired 95 % interval of the difference below zero)")
     (out / "winners.json").write_text(json.dumps({
         "rule": rule, "bar": {"method": "ditto", "items": n_bar, "value": bar}, "cells": cells, "fad_pairs": pairs,
-        "winners": {control: {"ditto2-ctm": {"lr": win["lr"]} if win else None}}}, indent=1))
-    earlier = HERE / "winners.json"  # results/bench-steps chose intensity's and melody's steps by control alone
-    data = json.loads(earlier.read_text())
-    if control in data["winners"]:
-        data["superseded_by"] = {**data.get("superseded_by", {}), control: str((out / "winners.json").relative_to(ROOT))}
-        earlier.write_text(json.dumps(data, indent=1))
+        "winners": {control: {"ditto2-ctm": chosen(win, entry) if win else None}}}, indent=1))
+    # results/bench-steps chose intensity's and melody's steps by control alone, results/bench-students each control's
+    # student by control first (then FAD): a control chosen again here is marked there
+    for earlier in [HERE / "winners.json"] + ([ROOT / "results" / "bench-students" / "winners.json"]
+                                              if what == "cells" else []):
+        data = json.loads(earlier.read_text())
+        if control in data["winners"]:
+            later = str((out / "winners.json").relative_to(ROOT))
+            data["superseded_by"] = {**data.get("superseded_by", {}), control: later}
+            earlier.write_text(json.dumps(data, indent=1))
     f = (lambda x: f"{x:.1f}") if higher else (lambda x: f"{x:.4f}")  # noqa: E731
     s = (lambda x: f"{x:+.1f}") if higher else (lambda x: f"{x:+.4f}")  # noqa: E731
-    lines = [f"# {control.capitalize()}'s DITTO-2 step size against DITTO's bar (validation items)", "",
+    lines = [f"# {control.capitalize()}'s DITTO-2 {'student and ' if what == 'cells' else ''}step size against DITTO's "
+             "bar (validation items)", "",
              f"Rule: {rule}.", "",
              f"DITTO (step 5e-3, K = 70): {f(bar)}{' %' if higher else ''} on its {n_bar} validation items.", "",
-             f"| step | {name}, 160 items | on DITTO's items | minus DITTO [95 % paired CI] | FAD (160) |",
+             f"| {'student, step' if what == 'cells' else 'step'} | {name}, 160 items | on DITTO's items "
+             "| minus DITTO [95 % paired CI] | FAD (160) |",
              "|---|---|---|---|---|"]
     for c in cells:
-        mark = " **chosen**" if win and c["lr"] == win["lr"] else ""
-        lines.append(f"| {c['lr']:g}{mark} | {f(c['value'])} | {f(c['value_bar'])} | {s(c['minus_ditto'])} "
+        mark = " **chosen**" if win and key(c) == key(win) else ""
+        lines.append(f"| {key(c)}{mark} | {f(c['value'])} | {f(c['value_bar'])} | {s(c['minus_ditto'])} "
                      f"[{s(c['minus_ditto_ci95'][0])}, {s(c['minus_ditto_ci95'][1])}] | {c['fad']:.3f} |")
     lines += ["", "Paired FAD differences the walk asked about (first minus second, 95 %): "
               + "; ".join(f"{k}: [{v[0]:+.3f}, {v[1]:+.3f}]" for k, v in pairs.items()), ""]

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ditto2.bench.defaults import cell_key as key
 from ditto2.bench.defaults import pick_against_baseline
-from ditto2.bench.ito import Bench, finished_runs, load_bench_config
+from ditto2.bench.ito import Bench, cell_name, finished_runs, load_bench_config, plan
 from ditto2.controls import CONTROLS as REGISTRY
 from ditto2.metrics.bootstrap import bootstrap_ci, fad_difference_ci
 from ditto2.metrics.fad import fad_against
@@ -43,56 +44,41 @@ def runs(folder: Path, key: str) -> tuple[list, list, torch.Tensor]:
     return [it[key] for s in summaries for it in s["items"]], [t for s in summaries for t in s["targets"]], emb
 
 
-def key(cell: dict) -> str:
-    """A cell's name in the pair table and the markdown: its step, after its student where the sweep compares them."""
-    return f"{cell['student']} {cell['lr']:g}" if "student" in cell else f"{cell['lr']:g}"
-
-
-def step_cell(runs_dir: Path, control: str, lr: float, student: str | None) -> Path:
-    """The sweep cell of ``control`` at step ``lr`` (and student bundle ``student``, by name) under ``runs_dir``
-    (exactly one)."""
-    found = sorted(runs_dir.glob(f"sweep-{control}-ditto2-ctm_*{'_' + student if student else ''}_lr{lr:g}"))
-    if len(found) != 1:
-        sys.exit(f"step {lr:g} {student or ''}: expected one sweep cell under {runs_dir}, found {len(found)}")
-    return found[0]
-
-
-def chosen(win: dict, entry: dict) -> dict:
-    """The ITO settings a winning cell stands for: its step, and its student bundle's path where the sweep compared
-    students."""
-    if "student" not in win:
-        return {"lr": win["lr"]}
-    (path,) = [s for s in entry["students"] if Path(s).name == win["student"]]
-    return {"lr": win["lr"], "ctm": str(path)}
+def folders(cfg) -> dict:
+    """(table, student bundle, step) -> the folder of that planned cell of a bench config (``ditto2.bench.ito.plan``)."""
+    return {(c["table"], c["changes"].get("ctm"), c["changes"].get("lr")):
+            ROOT / cfg.out / "runs" / cell_name(c["table"], c["control"], c["label"]) for c in plan(cfg)}
 
 
 def main(control: str) -> None:
     sweep_yaml, bar_yaml, name = CONTROLS[control]
     metric, higher = f"{control}_{REGISTRY[control].metric}", REGISTRY[control].higher_is_better
-    cfg = load_bench_config(f"experiments/bench/{sweep_yaml}")
-    out, bar_dir = ROOT / cfg.out, ROOT / load_bench_config(f"experiments/bench/{bar_yaml}").out / "runs"
-    (entry,) = cfg.sweep
-    lrs = sorted(entry["lrs"])
-    students = [Path(s).name for s in entry["students"]] if len(entry.get("students") or []) > 1 else [None]
+    cfg, bar_cfg = (load_bench_config(f"experiments/bench/{y}") for y in (sweep_yaml, bar_yaml))
+    out, sweep, beside = ROOT / cfg.out, folders(cfg), folders(bar_cfg)
+    many = len({student for _, student, _ in sweep}) > 1  # the sweep compares students, not only steps
     with tempfile.TemporaryDirectory() as tmp:
         reference = Bench(cfg, Path(tmp)).reference["clap"]
-    ditto, ditto_targets, _ = runs(bar_dir / f"controls-{control}-ditto", metric)
+    (ditto_dir,) = [d for (table, _, _), d in beside.items() if table == "controls"]
+    ditto, ditto_targets, _ = runs(ditto_dir, metric)
     n_bar = len(ditto)
     digits = 3 if higher else 5  # accuracy in %, or an MSE of a few hundredths
     r = lambda x: round(float(x), digits)  # noqa: E731
     cells, emb = [], {}
-    for student in students:
-        for lr in lrs:
-            cell = {"student": student, "lr": lr} if student else {"lr": lr}
-            values, _, emb[key(cell)] = runs(step_cell(out / "runs", control, lr, student), metric)
-            on_bar, targets, _ = runs(step_cell(bar_dir, control, lr, student), metric)
-            on_bar = on_bar[:n_bar]
-            if targets[:n_bar] != ditto_targets:
-                sys.exit(f"{key(cell)}: its cell beside DITTO's did not ask for DITTO's targets item by item")
-            d = np.asarray(on_bar) - np.asarray(ditto)
-            lo, hi = bootstrap_ci(d, n_boot=10000)
-            cells.append({**cell, "n": len(values), "value": r(np.mean(values)), "value_bar": r(np.mean(on_bar)),
-                          "minus_ditto": r(d.mean()), "minus_ditto_ci95": [r(lo), r(hi)]})
+    for (table, student, lr), folder in sweep.items():
+        if table != "sweep":
+            continue
+        cell = {"student": student, "lr": lr} if many else {"lr": lr}
+        if ("sweep", student, lr) not in beside:
+            sys.exit(f"{key(cell)}: {bar_yaml} has no such cell beside DITTO's")
+        values, _, emb[key(cell)] = runs(folder, metric)
+        on_bar, targets, _ = runs(beside["sweep", student, lr], metric)
+        on_bar = on_bar[:n_bar]
+        if targets[:n_bar] != ditto_targets:
+            sys.exit(f"{key(cell)}: its cell beside DITTO's did not ask for DITTO's targets item by item")
+        d = np.asarray(on_bar) - np.asarray(ditto)
+        lo, hi = bootstrap_ci(d, n_boot=10000)
+        cells.append({**cell, "n": len(values), "value": r(np.mean(values)), "value_bar": r(np.mean(on_bar)),
+                      "minus_ditto": r(d.mean()), "minus_ditto_ci95": [r(lo), r(hi)]})
     pairs = {}
 
     def fad_lower(a: dict, b: dict) -> bool:  # a's FAD measurably below b's (paired over the 160 items)
@@ -106,13 +92,14 @@ def main(control: str) -> None:
         c["fad"] = round(fad_against(reference, emb[key(c)]), 4)
     bar = r(np.mean(ditto))
     win = pick_against_baseline(cells, bar, higher, fad_lower)
-    what = "cells" if students != [None] else "steps"
+    what = "cells" if many else "steps"
     rule = (f"among the {what} whose mean {name} on DITTO's validation items is at {'least' if higher else 'most'} "
             "DITTO's, start at the best-controlling one (over all 160 items) and move to a worse-controlling one only "
             "where its FAD is measurably lower (paired 95 % interval of the difference below zero)")
     (out / "winners.json").write_text(json.dumps({
         "rule": rule, "bar": {"method": "ditto", "items": n_bar, "value": bar}, "cells": cells, "fad_pairs": pairs,
-        "winners": {control: {"ditto2-ctm": chosen(win, entry) if win else None}}}, indent=1))
+        "winners": {control: {"ditto2-ctm": {"lr": win["lr"], **({"ctm": win["student"]} if many else {})}
+                              if win else None}}}, indent=1))
     # results/bench-steps chose intensity's and melody's steps by control alone, results/bench-students each control's
     # student by control first (then FAD): a control chosen again here is marked there
     for earlier in [HERE / "winners.json"] + ([ROOT / "results" / "bench-students" / "winners.json"]

@@ -100,6 +100,12 @@ def pick_against_baseline(cells: list[dict], bar: float, higher: bool, fad_lower
     return current
 
 
+def cell_key(cell: dict) -> str:
+    """A ``pick_against_baseline`` cell's name in a pair table: its step, after its student bundle's name where the
+    sweep compared students (the cell has ``student``)."""
+    return f"{Path(cell['student']).name} {cell['lr']:g}" if "student" in cell else f"{cell['lr']:g}"
+
+
 def superseded(folder: Path) -> dict:
     """{control: the later winners.json that re-chose it} from ``folder``/winners.json (none when it has no such list)."""
     path = Path(folder) / "winners.json"

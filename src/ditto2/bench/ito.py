@@ -402,7 +402,7 @@ class Bench:
 
     def record(self, table: str, control: str, changes: dict, label: str, domain: str = "mel") -> None:
         """One cell: the benchmark's ITO config with ``changes`` (method, K, M, T, ...) for one control."""
-        name = f"{table}-{control}-{label}".replace(" ", "_").replace("=", "")
+        name = cell_name(table, control, label)
         if self.out_of_time():
             self.meta["skipped"].append(name)
             print(f"skipped {name}: past max_minutes={self.cfg.max_minutes}", flush=True)
@@ -450,6 +450,11 @@ class Bench:
             return value
         ci = fad_ci(reference, generated) if value is not None else None
         return value, None if ci is None else [round(x, 5) for x in ci]
+
+
+def cell_name(table: str, control: str, label: str) -> str:
+    """The folder under ``<out>/runs`` that holds a planned cell's runs (``plan``'s table, control and label)."""
+    return f"{table}-{control}-{label}".replace(" ", "_").replace("=", "")
 
 
 def _off_or_more(entry: dict, key: str, what: str) -> list:

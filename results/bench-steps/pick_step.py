@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ditto2.bench.defaults import cell_key as key
-from ditto2.bench.defaults import pick_against_baseline
+from ditto2.bench.defaults import cell_settings, pick_against_baseline
 from ditto2.bench.ito import Bench, cell_name, finished_runs, load_bench_config, plan
 from ditto2.controls import CONTROLS as REGISTRY
 from ditto2.metrics.bootstrap import bootstrap_ci, fad_difference_ci
@@ -92,18 +92,17 @@ def main(control: str) -> None:
         c["fad"] = round(fad_against(reference, emb[key(c)]), 4)
     bar = r(np.mean(ditto))
     win = pick_against_baseline(cells, bar, higher, fad_lower)
-    what = "cells" if many else "steps"
-    rule = (f"among the {what} whose mean {name} on DITTO's validation items is at {'least' if higher else 'most'} "
+    rule = (f"among the {'cells' if many else 'steps'} whose mean {name} on DITTO's validation items is at "
+            f"{'least' if higher else 'most'} "
             "DITTO's, start at the best-controlling one (over all 160 items) and move to a worse-controlling one only "
             "where its FAD is measurably lower (paired 95 % interval of the difference below zero)")
     (out / "winners.json").write_text(json.dumps({
         "rule": rule, "bar": {"method": "ditto", "items": n_bar, "value": bar}, "cells": cells, "fad_pairs": pairs,
-        "winners": {control: {"ditto2-ctm": {"lr": win["lr"], **({"ctm": win["student"]} if many else {})}
-                              if win else None}}}, indent=1))
+        "winners": {control: {"ditto2-ctm": cell_settings(win) if win else None}}}, indent=1))
     # results/bench-steps chose intensity's and melody's steps by control alone, results/bench-students each control's
     # student by control first (then FAD): a control chosen again here is marked there
     for earlier in [HERE / "winners.json"] + ([ROOT / "results" / "bench-students" / "winners.json"]
-                                              if what == "cells" else []):
+                                              if many else []):
         data = json.loads(earlier.read_text())
         if control in data["winners"]:
             later = str((out / "winners.json").relative_to(ROOT))
@@ -111,11 +110,11 @@ def main(control: str) -> None:
             earlier.write_text(json.dumps(data, indent=1))
     f = (lambda x: f"{x:.1f}") if higher else (lambda x: f"{x:.4f}")  # noqa: E731
     s = (lambda x: f"{x:+.1f}") if higher else (lambda x: f"{x:+.4f}")  # noqa: E731
-    lines = [f"# {control.capitalize()}'s DITTO-2 {'student and ' if what == 'cells' else ''}step size against DITTO's "
+    lines = [f"# {control.capitalize()}'s DITTO-2 {'student and ' if many else ''}step size against DITTO's "
              "bar (validation items)", "",
              f"Rule: {rule}.", "",
              f"DITTO (step 5e-3, K = 70): {f(bar)}{' %' if higher else ''} on its {n_bar} validation items.", "",
-             f"| {'student, step' if what == 'cells' else 'step'} | {name}, 160 items | on DITTO's items "
+             f"| {'student, step' if many else 'step'} | {name}, 160 items | on DITTO's items "
              "| minus DITTO [95 % paired CI] | FAD (160) |",
              "|---|---|---|---|---|"]
     for c in cells:

@@ -206,7 +206,7 @@ def test_step_is_the_one_chosen_against_dittos_bar(control, folder):
     """results/bench-steps/<folder>/winners.json (pick_step.py, validation items): the pick recomputed from its
     committed cells, bar and paired FAD intervals is the step experiments/ito/<control>.yaml gives DITTO-2 CTM, and the
     bar is DITTO's own on validation items."""
-    from ditto2.bench.defaults import cell_key, pick_against_baseline
+    from ditto2.bench.defaults import cell_key, cell_settings, pick_against_baseline
     from ditto2.controls import CONTROLS
     from ditto2.runs.ito import control_defaults
 
@@ -216,8 +216,7 @@ def test_step_is_the_one_chosen_against_dittos_bar(control, folder):
     # a cell is a step, or a student and a step where the sweep compared students (pick_step.py's pair names)
     lower = lambda a, b: pairs[f"{cell_key(a)}-{cell_key(b)}"][1] < 0  # noqa: E731  (a pair the walk did not record: KeyError)
     win = pick_against_baseline(w["cells"], w["bar"]["value"], higher, lower)
-    chosen = {"lr": win["lr"], **({"ctm": win["student"]} if "student" in win else {})} if win else None
-    assert win is not None and w["winners"][control]["ditto2-ctm"] == chosen
+    assert win is not None and w["winners"][control]["ditto2-ctm"] == cell_settings(win)
     assert w["bar"]["method"] == "ditto" and w["bar"]["items"] >= 16
     have = control_defaults(str(ROOT / "experiments" / "ito" / f"{control}.yaml"), "ditto2-ctm")
     assert have["lr"] == win["lr"]

@@ -106,6 +106,12 @@ def cell_key(cell: dict) -> str:
     return f"{Path(cell['student']).name} {cell['lr']:g}" if "student" in cell else f"{cell['lr']:g}"
 
 
+def cell_settings(cell: dict) -> dict:
+    """The ``experiments/ito/<control>.yaml`` fields a ``pick_against_baseline`` cell sets for DITTO-2 CTM: its step
+    ``lr``, and its student bundle as ``ctm`` where the sweep compared students."""
+    return {"lr": cell["lr"], **({"ctm": cell["student"]} if "student" in cell else {})}
+
+
 def superseded(folder: Path) -> dict:
     """{control: the later winners.json that re-chose it} from ``folder``/winners.json (none when it has no such list)."""
     path = Path(folder) / "winners.json"
